@@ -1,0 +1,7 @@
+//! Command line: flags, subcommands, exit codes.
+
+use std::process::ExitCode;
+
+pub fn main() -> ExitCode {
+    unimplemented!()
+}

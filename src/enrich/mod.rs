@@ -1,0 +1,1 @@
+//! The output schema: the only module that decides what vigil writes.

@@ -1,0 +1,108 @@
+//! The event view the evaluator reads: field lookup by dotted path.
+//!
+//! Lookup rules (shared by every rule format):
+//! - a path is first tried as one literal key of the top-level object (`"userIdentity.type"`
+//!   written flat, as some shippers flatten), then walked segment by segment;
+//! - while walking, an array fans out: `requestParameters.ipPermissions.items.cidrIp` visits
+//!   `cidrIp` in every element of `items`;
+//! - the value found at the end is handed to the caller as is, arrays included (the matcher
+//!   decides that "any element matches").
+
+use serde_json::Value;
+
+use crate::ir::FieldPath;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Event<'a> {
+    root: &'a Value,
+}
+
+impl<'a> Event<'a> {
+    pub fn new(root: &'a Value) -> Event<'a> {
+        Event { root }
+    }
+
+    pub fn root(&self) -> &'a Value {
+        self.root
+    }
+
+    /// Calls `visit` with each value found at `path` until it returns true; returns whether it
+    /// did. A path that leads nowhere visits nothing.
+    pub fn any_value(&self, path: &FieldPath, visit: &mut dyn FnMut(&'a Value) -> bool) -> bool {
+        if let Some(value) = self.root.get(path.raw.as_str()) {
+            return visit(value);
+        }
+        if path.segments.len() < 2 {
+            return false;
+        }
+        walk(self.root, &path.segments, visit)
+    }
+
+    /// The first value found at `path`, if any.
+    pub fn first(&self, path: &FieldPath) -> Option<&'a Value> {
+        let mut found = None;
+        self.any_value(path, &mut |value| {
+            found = Some(value);
+            true
+        });
+        found
+    }
+
+    /// True when `path` leads to at least one value (JSON `null` included).
+    pub fn exists(&self, path: &FieldPath) -> bool {
+        self.any_value(path, &mut |_| true)
+    }
+}
+
+fn walk<'a>(
+    current: &'a Value,
+    segments: &[String],
+    visit: &mut dyn FnMut(&'a Value) -> bool,
+) -> bool {
+    let Some((head, rest)) = segments.split_first() else {
+        return visit(current);
+    };
+    match current {
+        Value::Object(map) => match map.get(head.as_str()) {
+            Some(next) => walk(next, rest, visit),
+            None => false,
+        },
+        Value::Array(items) => items.iter().any(|item| walk(item, segments, visit)),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn collect(event: &Value, path: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        Event::new(event).any_value(&FieldPath::new(path), &mut |v| {
+            out.push(v.clone());
+            false
+        });
+        out
+    }
+
+    #[test]
+    fn nested_flat_and_fan_out() {
+        let event = json!({
+            "userIdentity": {"type": "Root", "sessionContext": {"mfa": "false"}},
+            "flat.key": 1,
+            "requestParameters": {"items": [{"cidrIp": "0.0.0.0/0"}, {"cidrIp": "10.0.0.0/8"}]}
+        });
+        assert_eq!(collect(&event, "userIdentity.type"), vec![json!("Root")]);
+        assert_eq!(collect(&event, "flat.key"), vec![json!(1)]);
+        assert_eq!(
+            collect(&event, "requestParameters.items.cidrIp"),
+            vec![json!("0.0.0.0/0"), json!("10.0.0.0/8")]
+        );
+        assert!(collect(&event, "userIdentity.missing").is_empty());
+        assert!(collect(&event, "userIdentity.type.deeper").is_empty());
+        let ev = Event::new(&event);
+        assert!(ev.exists(&FieldPath::new("userIdentity")));
+        assert!(!ev.exists(&FieldPath::new("nope")));
+    }
+}

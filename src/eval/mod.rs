@@ -1,0 +1,215 @@
+//! The engine: routes an event to the rules of its log source, evaluates them, and feeds the
+//! matches to the correlator. It owns no I/O: the caller hands in a parsed event and the arrival
+//! time, and gets [`Detections`] back (the protocol layer turns them into output bytes).
+
+pub mod event;
+pub mod matcher;
+pub mod time;
+
+use serde_json::Value;
+
+use crate::correlate::{CorrelationHit, CorrelationStats, Correlator, Limits};
+use crate::diag::Diagnostic;
+use crate::ir::{Correlation, FieldPath, LogSource, Rule, RuleSet};
+use event::Event;
+
+/// How the engine is set up; built by the CLI from flags.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// `--logsource`: the source of events that are not recognised by shape.
+    pub stream_logsource: Option<LogSource>,
+    /// Fields tried in order for event time (`--time-field`, or [`time::DEFAULT_TIME_FIELDS`]).
+    pub time_fields: Vec<FieldPath>,
+    pub limits: Limits,
+}
+
+impl EngineConfig {
+    pub fn new(limits: Limits) -> EngineConfig {
+        EngineConfig {
+            stream_logsource: None,
+            time_fields: time::DEFAULT_TIME_FIELDS
+                .iter()
+                .map(|field| FieldPath::new(field))
+                .collect(),
+            limits,
+        }
+    }
+}
+
+/// What one event produced. Reused between events to avoid allocation.
+#[derive(Clone, Debug, Default)]
+pub struct Detections {
+    /// Indexes into [`Engine::rules`] of every rule that matched, alerting or not.
+    pub matches: Vec<usize>,
+    pub correlations: Vec<CorrelationHit>,
+}
+
+impl Detections {
+    pub fn clear(&mut self) {
+        self.matches.clear();
+        self.correlations.clear();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.matches.is_empty() && self.correlations.is_empty()
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct EngineStats {
+    pub events: u64,
+    /// Events whose time came from the arrival clock because no time field parsed.
+    pub time_fallbacks: u64,
+    /// Matches per rule, indexed like [`Engine::rules`].
+    pub rule_hits: Vec<u64>,
+    /// Hits per correlation, indexed like [`Engine::correlations`].
+    pub correlation_hits: Vec<u64>,
+    pub correlation: CorrelationStats,
+}
+
+pub struct Engine {
+    rules: Vec<Rule>,
+    /// `alert[i]` is false for a rule that only feeds correlations (`generate: false`).
+    alert: Vec<bool>,
+    correlator: Correlator,
+    config: EngineConfig,
+    /// Rules that admit `aws/cloudtrail`, for events recognised as CloudTrail by shape.
+    cloudtrail_rules: Vec<usize>,
+    /// Rules that admit the declared `--logsource` (all rules when none is declared:
+    /// an event of unknown source fails open).
+    stream_rules: Vec<usize>,
+    stats: EngineStats,
+}
+
+impl Engine {
+    /// Links correlations to their rules. Unresolvable references come back as diagnostics and
+    /// the correlation that has them is left out.
+    pub fn new(set: RuleSet, config: EngineConfig) -> (Engine, Vec<Diagnostic>) {
+        let (correlator, diagnostics) = Correlator::new(&set, config.limits);
+        let mut alert = vec![true; set.rules.len()];
+        for idx in correlator.silenced_rules() {
+            alert[idx] = false;
+        }
+        let cloudtrail = LogSource::new(Some("aws"), Some("cloudtrail"), None);
+        let stream = config.stream_logsource.clone().unwrap_or_default();
+        let admitted = |source: &LogSource| -> Vec<usize> {
+            set.rules
+                .iter()
+                .enumerate()
+                .filter(|(_, rule)| rule.logsource.admits(source))
+                .map(|(idx, _)| idx)
+                .collect()
+        };
+        let cloudtrail_rules = admitted(&cloudtrail);
+        let stream_rules = admitted(&stream);
+        let stats = EngineStats {
+            rule_hits: vec![0; set.rules.len()],
+            correlation_hits: vec![0; set.correlations.len()],
+            ..EngineStats::default()
+        };
+        let engine = Engine {
+            rules: set.rules,
+            alert,
+            correlator,
+            config,
+            cloudtrail_rules,
+            stream_rules,
+            stats,
+        };
+        (engine, diagnostics)
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub fn correlations(&self) -> &[Correlation] {
+        self.correlator.correlations()
+    }
+
+    /// Whether a match of rule `idx` alerts on its own.
+    pub fn alerts(&self, idx: usize) -> bool {
+        self.alert[idx]
+    }
+
+    /// Ids of the rules (or correlations) correlation `idx` is built on, as resolved.
+    pub fn correlation_sources(&self, idx: usize) -> &[String] {
+        self.correlator.referenced_ids(idx)
+    }
+
+    /// Evaluates one event. `arrival_ms` is the wall-clock time the caller read it at, used
+    /// when the event carries no parseable time.
+    pub fn evaluate(&mut self, value: &Value, arrival_ms: i64, out: &mut Detections) {
+        out.clear();
+        self.stats.events += 1;
+        let event = Event::new(value);
+        let candidates = if is_cloudtrail(value) {
+            &self.cloudtrail_rules
+        } else {
+            &self.stream_rules
+        };
+        for &idx in candidates {
+            if matcher::matches(&self.rules[idx].expr, &event) {
+                out.matches.push(idx);
+                self.stats.rule_hits[idx] += 1;
+            }
+        }
+        if !self.correlator.is_empty() && !out.matches.is_empty() {
+            let time_ms = match time::event_time_ms(&event, &self.config.time_fields) {
+                Some(time) => time,
+                None => {
+                    self.stats.time_fallbacks += 1;
+                    arrival_ms
+                }
+            };
+            self.correlator
+                .observe(&event, time_ms, &out.matches, &mut out.correlations);
+            for hit in &out.correlations {
+                self.stats.correlation_hits[hit.correlation] += 1;
+            }
+        }
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            correlation: self.correlator.stats(),
+            ..self.stats.clone()
+        }
+    }
+}
+
+/// CloudTrail records are recognised by shape: `eventSource` and `eventName` strings plus one
+/// of the envelope fields every CloudTrail record version carries.
+pub fn is_cloudtrail(value: &Value) -> bool {
+    let Value::Object(map) = value else {
+        return false;
+    };
+    let is_str = |key: &str| matches!(map.get(key), Some(Value::String(_)));
+    is_str("eventSource")
+        && is_str("eventName")
+        && [
+            "eventVersion",
+            "awsRegion",
+            "userIdentity",
+            "recipientAccountId",
+        ]
+        .iter()
+        .any(|key| map.contains_key(*key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn cloudtrail_shape() {
+        assert!(is_cloudtrail(&json!({
+            "eventSource": "iam.amazonaws.com", "eventName": "CreateUser", "awsRegion": "us-east-1"
+        })));
+        assert!(!is_cloudtrail(
+            &json!({"eventSource": "x", "eventName": "y"})
+        ));
+        assert!(!is_cloudtrail(&json!({"eventType": "user.session.start"})));
+    }
+}

@@ -1,0 +1,93 @@
+//! Event time: which field holds it and how it is read.
+//!
+//! Correlation windows run on event time. By default the first of `eventTime`, `@timestamp`,
+//! `timestamp`, `time`, `date` that parses wins; `--time-field` names one field instead.
+//! Accepted forms: an RFC 3339 string, or epoch seconds / milliseconds as a number or a numeric
+//! string (values above 10^11 are taken as milliseconds). The caller falls back to arrival time.
+
+use serde_json::Value;
+
+use super::event::Event;
+use crate::ir::FieldPath;
+
+pub const DEFAULT_TIME_FIELDS: &[&str] = &["eventTime", "@timestamp", "timestamp", "time", "date"];
+
+/// Milliseconds since the Unix epoch read from the first of `fields` that parses.
+pub fn event_time_ms(event: &Event<'_>, fields: &[FieldPath]) -> Option<i64> {
+    fields
+        .iter()
+        .find_map(|field| event.first(field).and_then(parse_time_ms))
+}
+
+/// Parses one time value (see the module doc for the accepted forms).
+pub fn parse_time_ms(value: &Value) -> Option<i64> {
+    match value {
+        Value::String(text) => parse_time_text(text),
+        Value::Number(number) => number.as_f64().and_then(epoch_ms),
+        _ => None,
+    }
+}
+
+fn parse_time_text(text: &str) -> Option<i64> {
+    if let Ok(parsed) = chrono::DateTime::parse_from_rfc3339(text.trim()) {
+        return Some(parsed.timestamp_millis());
+    }
+    text.trim().parse::<f64>().ok().and_then(epoch_ms)
+}
+
+fn epoch_ms(number: f64) -> Option<i64> {
+    if !number.is_finite() || number < 0.0 {
+        return None;
+    }
+    let ms = if number > 1e11 {
+        number
+    } else {
+        number * 1000.0
+    };
+    if ms > 1e15 {
+        return None;
+    }
+    Some(ms as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn forms() {
+        assert_eq!(
+            parse_time_ms(&json!("2023-07-10T11:42:00Z")),
+            Some(1_688_989_320_000)
+        );
+        assert_eq!(
+            parse_time_ms(&json!("2023-07-10T13:42:00.5+02:00")),
+            Some(1_688_989_320_500)
+        );
+        assert_eq!(
+            parse_time_ms(&json!(1_688_989_320)),
+            Some(1_688_989_320_000)
+        );
+        assert_eq!(
+            parse_time_ms(&json!(1_688_989_320_123_i64)),
+            Some(1_688_989_320_123)
+        );
+        assert_eq!(parse_time_ms(&json!("1688989320")), Some(1_688_989_320_000));
+        assert_eq!(parse_time_ms(&json!("yesterday")), None);
+        assert_eq!(parse_time_ms(&json!(true)), None);
+    }
+
+    #[test]
+    fn first_field_that_parses_wins() {
+        let event = json!({"eventTime": "garbage", "@timestamp": "2023-07-10T11:42:00Z"});
+        let fields: Vec<FieldPath> = DEFAULT_TIME_FIELDS
+            .iter()
+            .map(|f| FieldPath::new(f))
+            .collect();
+        assert_eq!(
+            event_time_ms(&Event::new(&event), &fields),
+            Some(1_688_989_320_000)
+        );
+    }
+}

@@ -1,0 +1,1 @@
+//! The NDJSON protocol with the host pipeline: framing, bad input, flush policy.

@@ -1,0 +1,184 @@
+//! Rule loading: find rule files, detect their format, and lower them into the IR.
+//!
+//! Loading never fails as a whole. Every loader returns the rules it could lower plus
+//! [`Diagnostic`]s for the ones it could not (file, line, rule id, reason); one bad rule is
+//! skipped, never guessed at. Format-specific types stay inside this module tree.
+
+pub mod default_pack;
+pub mod sigma;
+pub mod yaml;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use crate::diag::{Code, Diagnostic};
+use crate::ir::{RuleSet, SourceLoc};
+
+/// Options shared by the loaders.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// Values for Sigma `|expand` placeholders (`--placeholders FILE`): name → values.
+    pub placeholders: HashMap<String, Vec<String>>,
+}
+
+/// The result of loading: rules plus everything the loaders had to say.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub set: RuleSet,
+    pub diagnostics: Vec<Diagnostic>,
+    /// Rule files read (for `vigil check`'s summary).
+    pub files: usize,
+    /// Sigma filters collected while loading; applied by [`Loader::finish`].
+    pub(crate) sigma_filters: Vec<sigma::Filter>,
+}
+
+impl Loaded {
+    pub fn n_errors(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.is_error()).count()
+    }
+}
+
+/// Accumulates rules from several sources, then links what spans files (filters, duplicates).
+pub struct Loader {
+    options: LoadOptions,
+    loaded: Loaded,
+}
+
+impl Loader {
+    pub fn new(options: LoadOptions) -> Loader {
+        Loader {
+            options,
+            loaded: Loaded::default(),
+        }
+    }
+
+    /// Loads one in-memory source; `path` is only used in diagnostics and to pick the format.
+    pub fn add_source(&mut self, path: &str, text: &str) {
+        self.loaded.files += 1;
+        match extension(path) {
+            Some("yml" | "yaml") => sigma::load(path, text, &self.options, &mut self.loaded),
+            _ => self.loaded.diagnostics.push(Diagnostic::error(
+                Code::Unsupported,
+                SourceLoc {
+                    path: path.to_string(),
+                    line: None,
+                },
+                "unknown rule file type (expected .yml or .yaml)",
+            )),
+        }
+    }
+
+    /// Loads a file, or every rule file under a directory (recursively, in name order).
+    pub fn add_path(&mut self, path: &Path) {
+        let mut files = Vec::new();
+        if path.is_dir() {
+            collect_rule_files(path, &mut files, &mut self.loaded.diagnostics);
+        } else {
+            files.push(path.to_path_buf());
+        }
+        for file in files {
+            let display = file.display().to_string();
+            match std::fs::read(&file) {
+                Ok(bytes) => match String::from_utf8(bytes) {
+                    Ok(text) => self.add_source(&display, &text),
+                    Err(_) => self.loaded.diagnostics.push(Diagnostic::error(
+                        Code::Io,
+                        SourceLoc {
+                            path: display,
+                            line: None,
+                        },
+                        "rule file is not valid UTF-8",
+                    )),
+                },
+                Err(err) => self.loaded.diagnostics.push(Diagnostic::error(
+                    Code::Io,
+                    SourceLoc {
+                        path: display,
+                        line: None,
+                    },
+                    format!("cannot read rule file: {err}"),
+                )),
+            }
+        }
+    }
+
+    /// Applies filters and drops duplicate ids (the first one loaded wins).
+    pub fn finish(mut self) -> Loaded {
+        let filters = std::mem::take(&mut self.loaded.sigma_filters);
+        sigma::apply_filters(&filters, &mut self.loaded);
+        let mut seen = HashSet::new();
+        let mut diagnostics = Vec::new();
+        self.loaded.set.rules.retain(|rule| {
+            let fresh = seen.insert(rule.meta.id.clone());
+            if !fresh {
+                diagnostics.push(
+                    Diagnostic::error(
+                        Code::DuplicateId,
+                        rule.meta.source.clone(),
+                        "another rule with this id was loaded first; this one is skipped",
+                    )
+                    .with_rule(rule.meta.id.clone()),
+                );
+            }
+            fresh
+        });
+        self.loaded.set.correlations.retain(|corr| {
+            let fresh = seen.insert(corr.meta.id.clone());
+            if !fresh {
+                diagnostics.push(
+                    Diagnostic::error(
+                        Code::DuplicateId,
+                        corr.meta.source.clone(),
+                        "another rule with this id was loaded first; this one is skipped",
+                    )
+                    .with_rule(corr.meta.id.clone()),
+                );
+            }
+            fresh
+        });
+        self.loaded.diagnostics.extend(diagnostics);
+        self.loaded
+    }
+}
+
+/// Loads the embedded default pack.
+pub fn load_default_pack(options: LoadOptions) -> Loaded {
+    let mut loader = Loader::new(options);
+    for (name, text) in default_pack::FILES {
+        loader.add_source(&format!("<default>/{name}"), text);
+    }
+    loader.finish()
+}
+
+fn extension(path: &str) -> Option<&str> {
+    Path::new(path).extension().and_then(|ext| ext.to_str())
+}
+
+fn collect_rule_files(dir: &Path, out: &mut Vec<PathBuf>, diags: &mut Vec<Diagnostic>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) => {
+            diags.push(Diagnostic::error(
+                Code::Io,
+                SourceLoc {
+                    path: dir.display().to_string(),
+                    line: None,
+                },
+                format!("cannot read directory: {err}"),
+            ));
+            return;
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        if path.is_dir() {
+            collect_rule_files(&path, out, diags);
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yml" | "yaml")
+        ) {
+            out.push(path);
+        }
+    }
+}
