@@ -1,7 +1,422 @@
 //! Command line: flags, subcommands, exit codes.
+//!
+//! `vigil [run] [FLAGS]` filters NDJSON from stdin to stdout (see `crate::protocol::io`);
+//! `vigil check PATH...` validates rule files; `vigil rules` lists what is loaded.
+//! Every flag is documented where it is defined: the doc comments are the `--help` text.
+//!
+//! Exit codes (also in `--help`):
+//! - 0: success, including stdout closed by the reader (EPIPE) and SIGTERM/SIGINT;
+//! - 1: `vigil check` found at least one error diagnostic;
+//! - 2: usage error or fatal: a bad flag value, an unreadable `--rules` path or
+//!   placeholders file, `--strict` with an error diagnostic, an I/O failure.
+//!
+//! During `run`, stderr carries only JSON lines (`{"level": ..., "msg": ..., ...}`): hosts such
+//! as Vector (`include_stderr`) turn each stderr line into an event. Usage errors found by the
+//! flag parser itself come before the run and are printed as plain text by clap.
 
+mod check;
+mod rules_cmd;
+mod run;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::correlate::Limits;
+use crate::ir::LogSource;
+use crate::protocol::InvalidPolicy;
+use crate::rules::{self, LoadOptions, Loaded, Loader};
+
+/// Exit code: success (also EPIPE, SIGTERM, SIGINT).
+pub const EXIT_OK: u8 = 0;
+/// Exit code: `vigil check` found errors.
+pub const EXIT_CHECK_FAILED: u8 = 1;
+/// Exit code: usage error or fatal error.
+pub const EXIT_FATAL: u8 = 2;
+
+const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success, including a closed stdout (EPIPE) and SIGTERM/SIGINT
+  1  `vigil check` found error diagnostics
+  2  usage error or fatal error (bad flag value, unreadable --rules path or --placeholders
+     file, --strict with error diagnostics, I/O failure)";
+
+/// Streaming detection engine for NDJSON log pipelines.
+///
+/// Reads one JSON event per line on stdin and writes every event to stdout, in order; events
+/// that match a detection rule get one more top-level key (`vigil` by default) listing the
+/// matches. Lines that are not JSON objects are written as error records. Without a
+/// subcommand, `run` is assumed.
+#[derive(Debug, Parser)]
+#[command(
+    name = "vigil",
+    version,
+    args_conflicts_with_subcommands = true,
+    after_help = EXIT_CODES_HELP
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Filter NDJSON events from stdin to stdout, enriched with the rules they match (default).
+    #[command(after_help = EXIT_CODES_HELP)]
+    Run(RunArgs),
+    /// Load rule files, print every diagnostic and a summary; exit 1 on any error.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Check(CheckArgs),
+    /// List the loaded rules and correlations, one per line (tab-separated: id, format,
+    /// severity, type, title, ATT&CK tactics and techniques).
+    #[command(after_help = EXIT_CODES_HELP)]
+    Rules(RulesArgs),
+}
+
+/// Where rules come from; shared by `run` and `rules`.
+#[derive(Debug, Args)]
+struct RuleSourceArgs {
+    /// A rule file or a directory of rule files (searched recursively for .yml/.yaml).
+    /// Repeatable. Without it, the embedded default rule pack is used.
+    #[arg(long = "rules", value_name = "PATH")]
+    rules: Vec<PathBuf>,
+    /// YAML file giving values for Sigma `|expand` placeholders: each key a placeholder
+    /// name, each value a string or a list of strings.
+    #[arg(long, value_name = "FILE")]
+    placeholders: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    source: RuleSourceArgs,
+    /// Make any rule diagnostic of level error fatal: exit 2 before reading input.
+    #[arg(long)]
+    strict: bool,
+    /// Log source of events not recognised by their shape, e.g. `aws:cloudtrail` or
+    /// `windows::process_creation` (an empty part is left open). Only rules admitting it
+    /// are evaluated on such events; without it every rule is.
+    #[arg(long, value_name = "PRODUCT:SERVICE[:CATEGORY]", value_parser = parse_logsource)]
+    logsource: Option<LogSource>,
+    /// Event field holding the event time, for correlation windows (dotted path).
+    /// Repeatable: the first that parses wins. Default: eventTime, @timestamp, timestamp,
+    /// time, date. Events without one use their arrival time.
+    #[arg(long = "time-field", value_name = "FIELD", value_parser = parse_non_empty)]
+    time_fields: Vec<String>,
+    /// Most correlation groups kept in memory, over all correlations; the least recently
+    /// used group is evicted beyond it.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_groups,
+          value_parser = parse_positive)]
+    max_groups: usize,
+    /// Most entries (timestamps or values) kept per correlation group; the oldest go first.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_entries_per_group,
+          value_parser = parse_positive)]
+    max_group_entries: usize,
+    /// Top-level key of the enrichment added to matching events (and of the error marker).
+    #[arg(long, value_name = "NAME", default_value = "vigil", value_parser = parse_non_empty)]
+    field: String,
+    /// Longest input line accepted, in bytes. A longer line is written as a `too_long` error
+    /// record carrying its first N bytes (or passed through with `--invalid pass`); at most
+    /// N bytes of one line are ever buffered.
+    #[arg(long, value_name = "N", default_value_t = 1024 * 1024, value_parser = parse_positive)]
+    max_line_bytes: usize,
+    /// What to write for a line that is not a JSON object (or is too long): `wrap` writes a
+    /// valid JSON error record `{"message": <text>, "vigil": {"error": <kind>}}`; `pass`
+    /// writes the line's bytes unchanged.
+    #[arg(long, value_name = "POLICY", value_enum, default_value_t = Invalid::Wrap)]
+    invalid: Invalid,
+    /// Write only the events that matched (drops unmatched events and bad lines).
+    #[arg(long)]
+    only_matches: bool,
+    /// Flush stdout after every line. By default output is block-buffered and flushed
+    /// whenever no more input is ready, and at exit.
+    #[arg(long)]
+    line_buffered: bool,
+    /// Evaluate the JSON object held in the first of these top-level fields that is present
+    /// (an object, or a string holding one), e.g. `message` for Vector records; the outer
+    /// record is what gets written and enriched. Comma-separated.
+    #[arg(long, value_name = "FIELD[,FIELD..]", value_parser = parse_payload)]
+    payload: Option<PayloadFields>,
+    /// Expand a line `{"KEY": [records...]}` into one output line per record, e.g.
+    /// `Records` for CloudTrail files.
+    #[arg(long, value_name = "KEY", value_parser = parse_non_empty)]
+    unwrap: Option<String>,
+    /// At exit, write one JSON line of counters to stderr (lines, events, matches, errors
+    /// per kind, hits per rule and correlation, correlation memory, throughput).
+    #[arg(long)]
+    stats: bool,
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// Rule files or directories to check.
+    #[arg(value_name = "PATH", required = true)]
+    paths: Vec<PathBuf>,
+    /// YAML file giving values for Sigma `|expand` placeholders.
+    #[arg(long, value_name = "FILE")]
+    placeholders: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct RulesArgs {
+    #[command(flatten)]
+    source: RuleSourceArgs,
+    /// Also print each rule's logic in the IR notation, indented below it.
+    #[arg(long)]
+    ir: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Invalid {
+    Wrap,
+    Pass,
+}
+
+impl From<Invalid> for InvalidPolicy {
+    fn from(invalid: Invalid) -> InvalidPolicy {
+        match invalid {
+            Invalid::Wrap => InvalidPolicy::Wrap,
+            Invalid::Pass => InvalidPolicy::Pass,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct PayloadFields(Vec<String>);
+
 pub fn main() -> ExitCode {
-    unimplemented!()
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // Help and version go to stdout with exit 0; errors to stderr with exit 2.
+            let _ = err.print();
+            return ExitCode::from(if err.use_stderr() {
+                EXIT_FATAL
+            } else {
+                EXIT_OK
+            });
+        }
+    };
+    let code = match cli.command {
+        None => run::run(cli.run),
+        Some(Command::Run(args)) => run::run(args),
+        Some(Command::Check(args)) => check::check(args),
+        Some(Command::Rules(args)) => rules_cmd::rules(args),
+    };
+    ExitCode::from(code)
+}
+
+/// Loads the rules named on the command line, or the default pack when there are none.
+/// A path given on the command line that cannot be read is fatal; problems with files found
+/// inside a directory are diagnostics.
+fn load_rules(paths: &[PathBuf], placeholders: Option<&Path>) -> anyhow::Result<Loaded> {
+    let options = LoadOptions {
+        placeholders: match placeholders {
+            Some(path) => read_placeholders(path)?,
+            None => HashMap::new(),
+        },
+    };
+    if paths.is_empty() {
+        return Ok(rules::load_default_pack(options));
+    }
+    for path in paths {
+        check_readable(path)?;
+    }
+    let mut loader = Loader::new(options);
+    for path in paths {
+        loader.add_path(path);
+    }
+    Ok(loader.finish())
+}
+
+fn check_readable(path: &Path) -> anyhow::Result<()> {
+    let metadata = std::fs::metadata(path)
+        .with_context(|| format!("cannot read rules path {}", path.display()))?;
+    if metadata.is_dir() {
+        std::fs::read_dir(path)
+            .with_context(|| format!("cannot read rules directory {}", path.display()))?;
+    } else {
+        std::fs::File::open(path)
+            .with_context(|| format!("cannot read rules file {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Reads a placeholders file: a YAML mapping of name → string or list of strings.
+fn read_placeholders(path: &Path) -> anyhow::Result<HashMap<String, Vec<String>>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read placeholders file {}", path.display()))?;
+    parse_placeholders(&text)
+        .with_context(|| format!("invalid placeholders file {}", path.display()))
+}
+
+fn parse_placeholders(text: &str) -> anyhow::Result<HashMap<String, Vec<String>>> {
+    let docs = rules::yaml::parse_documents(text)
+        .map_err(|err| anyhow::format_err!("line {}: {}", err.line, err.message))?;
+    let mut out = HashMap::new();
+    let doc = match docs.as_slice() {
+        [] => return Ok(out),
+        [doc] => doc,
+        _ => anyhow::bail!("expected one YAML document, found {}", docs.len()),
+    };
+    if doc.value == rules::yaml::Value::Null {
+        return Ok(out);
+    }
+    let Some(entries) = doc.as_map() else {
+        anyhow::bail!("line {}: expected a mapping of placeholder names", doc.line);
+    };
+    for (key, value) in entries {
+        let Some(values) = value.string_list() else {
+            anyhow::bail!(
+                "line {}: placeholder {} must be a string or a list of strings",
+                value.line,
+                key.text
+            );
+        };
+        out.insert(key.text.clone(), values);
+    }
+    Ok(out)
+}
+
+/// `product:service[:category]`; an empty part is left open, at least one must be set.
+fn parse_logsource(text: &str) -> Result<LogSource, String> {
+    let parts: Vec<&str> = text.split(':').map(str::trim).collect();
+    if parts.len() > 3 {
+        return Err("expected at most three parts: product:service[:category]".to_string());
+    }
+    if parts.iter().all(|part| part.is_empty()) {
+        return Err("expected product:service[:category] with at least one part".to_string());
+    }
+    let part = |idx: usize| parts.get(idx).copied().filter(|part| !part.is_empty());
+    Ok(LogSource::new(part(0), part(1), part(2)))
+}
+
+/// A comma-separated list of non-empty field names.
+fn parse_payload(text: &str) -> Result<PayloadFields, String> {
+    let fields: Vec<String> = text.split(',').map(|f| f.trim().to_string()).collect();
+    if fields.iter().any(String::is_empty) {
+        return Err("expected FIELD[,FIELD..] with no empty field name".to_string());
+    }
+    Ok(PayloadFields(fields))
+}
+
+fn parse_positive(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_string()),
+        Ok(n) => Ok(n),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+fn parse_non_empty(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Err("must not be empty".to_string());
+    }
+    Ok(text.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("vigil").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn clap_definition_is_valid() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn logsource_parts() {
+        assert_eq!(
+            parse_logsource("aws:cloudtrail"),
+            Ok(LogSource::new(Some("aws"), Some("cloudtrail"), None))
+        );
+        assert_eq!(
+            parse_logsource("Windows::process_creation"),
+            Ok(LogSource::new(
+                Some("windows"),
+                None,
+                Some("process_creation")
+            ))
+        );
+        assert_eq!(
+            parse_logsource("linux"),
+            Ok(LogSource::new(Some("linux"), None, None))
+        );
+        assert!(parse_logsource("").is_err());
+        assert!(parse_logsource("::").is_err());
+        assert!(parse_logsource("a:b:c:d").is_err());
+    }
+
+    #[test]
+    fn payload_list() {
+        assert_eq!(
+            parse_payload("message"),
+            Ok(PayloadFields(vec!["message".to_string()]))
+        );
+        assert_eq!(
+            parse_payload("message, log,exec"),
+            Ok(PayloadFields(vec![
+                "message".to_string(),
+                "log".to_string(),
+                "exec".to_string()
+            ]))
+        );
+        assert!(parse_payload("").is_err());
+        assert!(parse_payload("message,,log").is_err());
+    }
+
+    #[test]
+    fn invalid_policy() {
+        let cli = parse(&["--invalid", "pass"]).unwrap();
+        assert_eq!(InvalidPolicy::from(cli.run.invalid), InvalidPolicy::Pass);
+        let cli = parse(&[]).unwrap();
+        assert_eq!(InvalidPolicy::from(cli.run.invalid), InvalidPolicy::Wrap);
+        assert!(parse(&["--invalid", "drop"]).is_err());
+    }
+
+    #[test]
+    fn run_is_the_default_subcommand() {
+        let cli = parse(&["--stats", "--rules", "a", "--rules", "b"]).unwrap();
+        assert!(cli.command.is_none());
+        assert!(cli.run.stats);
+        assert_eq!(cli.run.source.rules.len(), 2);
+        let cli = parse(&["run", "--only-matches"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Run(ref args)) if args.only_matches));
+        let cli = parse(&["check", "x.yml"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Check(_))));
+        assert!(parse(&["check"]).is_err());
+    }
+
+    #[test]
+    fn numeric_flags() {
+        let cli = parse(&[]).unwrap();
+        assert_eq!(cli.run.max_line_bytes, 1_048_576);
+        assert_eq!(cli.run.max_groups, 100_000);
+        assert_eq!(cli.run.field, "vigil");
+        assert!(parse(&["--max-line-bytes", "0"]).is_err());
+        assert!(parse(&["--max-groups", "-1"]).is_err());
+        assert!(parse(&["--max-group-entries", "ten"]).is_err());
+        assert!(parse(&["--field", ""]).is_err());
+    }
+
+    #[test]
+    fn placeholders_file() {
+        let parsed = parse_placeholders("admins: root\nports:\n  - '22'\n  - 3389\n").unwrap();
+        assert_eq!(parsed["admins"], ["root"]);
+        assert_eq!(parsed["ports"], ["22", "3389"]);
+        assert!(parse_placeholders("").unwrap().is_empty());
+        assert!(parse_placeholders("- a\n- b\n").is_err());
+        assert!(parse_placeholders("a: {b: c}\n").is_err());
+        assert!(parse_placeholders("a: [\n").is_err());
+    }
 }

@@ -1,1 +1,884 @@
-//! The stdin/stdout loop (being written).
+//! The stdin/stdout loop: bounded line framing, the flush policy, signals, EPIPE.
+//!
+//! This module only moves bytes. Every complete line goes to [`Processor::process_line`], and
+//! whatever the processor appends is what reaches stdout; the per-line errors it collects are
+//! reported on stderr as rate-limited JSON lines.
+//!
+//! # Design
+//!
+//! ```text
+//! reader thread ── read(2) into 64 KiB chunks ──┐
+//!                                               ├─▶ sync_channel(4) ─▶ main thread: frame lines
+//! signal thread ── SIGTERM/SIGINT → Stop ───────┘     (memchr), Processor, output buffer, flush
+//! ```
+//!
+//! - **Threads, not tokio.** There is one input and one output, and both are blocking file
+//!   descriptors; a runtime would add a scheduler and an async stdin that is itself a blocking
+//!   thread underneath. Sockets, which need many connections, come in a later issue.
+//! - **Bounded memory and backpressure.** The channel holds at most 4 chunks, so a slow stdout
+//!   (the host stopped reading: backpressure, never an error) stalls the main thread, which
+//!   stalls the reader, which stops reading stdin. Chunk buffers are handed back to the reader
+//!   and reused.
+//! - **Framing is bounded.** At most `--max-line-bytes` + 1 bytes of one line are buffered (the
+//!   extra byte lets a line of exactly the maximum end in `\r\n`). When a line grows past that,
+//!   the framer keeps its first `--max-line-bytes` bytes, discards the rest up to the newline
+//!   while counting it, and hands the prefix and the total length to
+//!   [`Processor::process_too_long`]. A line that fits in one read chunk is handed whole to
+//!   [`Processor::process_line`], which applies the same limit itself.
+//! - **`--invalid pass` and over-long lines.** Such a line is streamed to stdout as it arrives:
+//!   the buffered bytes first, then every later chunk up to the newline, so memory stays
+//!   bounded and the bytes come out unchanged (except a final `\r`, dropped as the processor
+//!   drops it from every line). The processor still counts it (`lines_in`, `lines_out`,
+//!   `too_long`) through `process_too_long`, whose error record is discarded. With
+//!   `--only-matches` nothing of it is written, as for every other bad line.
+//! - **Flush policy.** Output goes to a 64 KiB block buffer. It is written out when full, and
+//!   written and flushed whenever the channel has nothing ready (every complete line read so
+//!   far has then been processed: the "idle flush"), at EOF and at shutdown. `--line-buffered`
+//!   flushes after every input line.
+//! - **Arrival time** is the wall clock (ms) when the chunk holding the line's end was read.
+//!
+//! # How a run ends
+//!
+//! - EOF: a final line without a newline is processed like any other, then flush.
+//! - Stop (SIGTERM/SIGINT, or [`StopHandle::stop`] in tests): stop reading, process the
+//!   complete lines already read (the chunk in hand and those already queued in the channel),
+//!   flush. An over-long line in progress is finished as `too_long`; a short incomplete line is
+//!   dropped and reported. A second signal kills the process at once (the default action).
+//! - Closed stdout (EPIPE): [`Ending::BrokenPipe`], quietly; the caller exits 0.
+//! - A read error on stdin: reported, the lines read so far are finished, [`Ending::ReadError`].
+
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use memchr::memchr;
+use serde_json::json;
+
+use super::{ErrorKind, InvalidPolicy, LineError, Processor};
+
+/// Bytes asked of each `read(2)` on stdin.
+pub const CHUNK_BYTES: usize = 64 * 1024;
+/// Size of the output block buffer.
+pub const OUTPUT_BUFFER_BYTES: usize = 64 * 1024;
+/// Chunks the reader may run ahead of the main thread.
+const CHANNEL_CHUNKS: usize = 4;
+/// At most one stderr report per error kind per this interval.
+const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Options of the loop itself (everything else is in the processor's config).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IoOptions {
+    /// Flush stdout after every input line (`--line-buffered`).
+    pub line_buffered: bool,
+}
+
+/// Why the loop returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    Eof,
+    Stopped,
+    /// Stdout was closed by the reader; not an error.
+    BrokenPipe,
+    ReadError,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunSummary {
+    pub ending: Ending,
+    /// Physical input lines seen (a final line without newline included).
+    pub lines: u64,
+    /// Bytes handed to stdout.
+    pub bytes_out: u64,
+    /// Bytes of an incomplete last line dropped at shutdown.
+    pub discarded_bytes: u64,
+}
+
+/// Asks a running loop to stop: finish the complete lines already read, flush, return.
+#[derive(Clone)]
+pub struct StopHandle {
+    requested: Arc<AtomicBool>,
+    wake: SyncSender<Message>,
+}
+
+impl StopHandle {
+    pub fn stop(&self) {
+        self.requested.store(true, Ordering::SeqCst);
+        // When the channel is full the main thread is busy and checks the flag after its next
+        // message; it is woken either way.
+        let _ = self.wake.try_send(Message::Stop);
+    }
+}
+
+/// Installs SIGTERM and SIGINT handlers that call `handle.stop()`. A second signal gets the
+/// default action (the process is killed), so a stuck shutdown can still be interrupted.
+pub fn stop_on_signals(handle: StopHandle) -> io::Result<()> {
+    use signal_hook::consts::signal::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
+    std::thread::Builder::new()
+        .name("vigil-signals".to_string())
+        .spawn(move || {
+            let mut stopping = false;
+            for signal in signals.forever() {
+                if stopping {
+                    let _ = signal_hook::low_level::emulate_default_handler(signal);
+                }
+                stopping = true;
+                handle.stop();
+            }
+        })?;
+    Ok(())
+}
+
+/// Writes one JSON value as one line, in one `write` call so concurrent writers cannot
+/// interleave it. Errors are ignored: stderr is best effort.
+pub fn write_json_line(out: &mut impl Write, value: &serde_json::Value) {
+    let mut line = serde_json::to_vec(value).unwrap_or_default();
+    line.push(b'\n');
+    let _ = out.write_all(&line);
+    let _ = out.flush();
+}
+
+/// Runs the loop until EOF, a stop request, a closed `output` or a read error.
+///
+/// `input` is read on its own thread. `diagnostics` (stderr) receives JSON lines only.
+/// `install_stop` gets the handle that stops the loop; it runs before any input is read.
+/// Errors are write errors on `output` other than a broken pipe, or a failure to set up.
+pub fn run<R, W, E>(
+    processor: &mut Processor,
+    input: R,
+    output: W,
+    diagnostics: E,
+    options: IoOptions,
+    install_stop: impl FnOnce(StopHandle) -> io::Result<()>,
+) -> io::Result<RunSummary>
+where
+    R: Read + Send + 'static,
+    W: Write,
+    E: Write,
+{
+    let (sender, receiver) = mpsc::sync_channel(CHANNEL_CHUNKS);
+    let requested = Arc::new(AtomicBool::new(false));
+    install_stop(StopHandle {
+        requested: Arc::clone(&requested),
+        wake: sender.clone(),
+    })?;
+    let (recycle, recycled) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("vigil-stdin".to_string())
+        .spawn(move || read_loop(input, sender, recycled))?;
+
+    let mut pump = Pump::new(processor, output, diagnostics, options);
+    let ending = match pump_messages(&mut pump, &receiver, &requested, &recycle) {
+        Ok(ending) => ending,
+        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ending::BrokenPipe,
+        Err(err) => return Err(err),
+    };
+    Ok(pump.summary(ending))
+}
+
+enum Message {
+    Data {
+        buf: Vec<u8>,
+        len: usize,
+        arrival_ms: i64,
+    },
+    Eof,
+    ReadError(io::Error),
+    Stop,
+}
+
+fn read_loop<R: Read>(mut input: R, sender: SyncSender<Message>, recycled: Receiver<Vec<u8>>) {
+    loop {
+        let mut buf = recycled.try_recv().unwrap_or_else(|_| vec![0; CHUNK_BYTES]);
+        let message = match input.read(&mut buf) {
+            Ok(0) => Message::Eof,
+            Ok(len) => Message::Data {
+                buf,
+                len,
+                arrival_ms: now_ms(),
+            },
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => Message::ReadError(err),
+        };
+        let last = !matches!(message, Message::Data { .. });
+        if sender.send(message).is_err() || last {
+            return;
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn pump_messages<W: Write, E: Write>(
+    pump: &mut Pump<'_, W, E>,
+    receiver: &Receiver<Message>,
+    requested: &AtomicBool,
+    recycle: &Sender<Vec<u8>>,
+) -> io::Result<Ending> {
+    loop {
+        let message = match receiver.try_recv() {
+            Ok(message) => message,
+            Err(TryRecvError::Empty) => {
+                // Idle: every complete line read so far is processed, so let the host see it.
+                pump.sink.flush()?;
+                receiver.recv().unwrap_or(Message::Eof)
+            }
+            Err(TryRecvError::Disconnected) => Message::Eof,
+        };
+        match message {
+            Message::Data {
+                buf,
+                len,
+                arrival_ms,
+            } => {
+                pump.feed(&buf[..len], arrival_ms)?;
+                let _ = recycle.send(buf);
+            }
+            Message::Eof => {
+                pump.finish()?;
+                pump.sink.flush()?;
+                return Ok(Ending::Eof);
+            }
+            Message::ReadError(err) => {
+                pump.reporter.event(
+                    "error",
+                    "cannot read stdin",
+                    json!({"detail": err.to_string()}),
+                );
+                pump.finish()?;
+                pump.sink.flush()?;
+                return Ok(Ending::ReadError);
+            }
+            Message::Stop => {}
+        }
+        if requested.load(Ordering::SeqCst) {
+            // Lines already read (queued in the channel) are finished; nothing more is read.
+            for _ in 0..=CHANNEL_CHUNKS {
+                match receiver.try_recv() {
+                    Ok(Message::Data {
+                        buf,
+                        len,
+                        arrival_ms,
+                    }) => pump.feed(&buf[..len], arrival_ms)?,
+                    Ok(Message::Stop) => {}
+                    Ok(Message::Eof | Message::ReadError(_)) | Err(_) => break,
+                }
+            }
+            pump.stop()?;
+            pump.sink.flush()?;
+            return Ok(Ending::Stopped);
+        }
+    }
+}
+
+/// The framer and everything it feeds: processor, output buffer, error reporter.
+struct Pump<'p, W: Write, E: Write> {
+    processor: &'p mut Processor,
+    sink: Sink<W>,
+    reporter: Reporter<E>,
+    /// The current incomplete line (at most `max_line_bytes + 1` bytes), or the kept prefix of
+    /// an over-long one.
+    partial: Vec<u8>,
+    overflow: Option<Overflow>,
+    max_line_bytes: usize,
+    /// Stream over-long lines through (`--invalid pass` without `--only-matches`).
+    pass_long: bool,
+    line_no: u64,
+    last_arrival_ms: i64,
+    discarded_bytes: u64,
+}
+
+/// The state of an over-long line being discarded (or streamed through).
+struct Overflow {
+    /// Bytes of the line seen so far, without the `\n`.
+    total: u64,
+    /// Whether the last byte seen was `\r` (not counted in the line's length when it ends).
+    last_cr: bool,
+}
+
+impl<'p, W: Write, E: Write> Pump<'p, W, E> {
+    fn new(processor: &'p mut Processor, output: W, diagnostics: E, options: IoOptions) -> Self {
+        let config = processor.config();
+        let max_line_bytes = config.max_line_bytes;
+        let pass_long = config.invalid == InvalidPolicy::Pass && !config.only_matches;
+        Pump {
+            processor,
+            sink: Sink::new(output, options.line_buffered),
+            reporter: Reporter::new(diagnostics),
+            partial: Vec::new(),
+            overflow: None,
+            max_line_bytes,
+            pass_long,
+            line_no: 0,
+            last_arrival_ms: 0,
+            discarded_bytes: 0,
+        }
+    }
+
+    fn summary(&self, ending: Ending) -> RunSummary {
+        RunSummary {
+            ending,
+            lines: self.line_no,
+            bytes_out: self.sink.bytes_out,
+            discarded_bytes: self.discarded_bytes,
+        }
+    }
+
+    /// Longest incomplete line kept in memory.
+    fn limit(&self) -> usize {
+        self.max_line_bytes.saturating_add(1)
+    }
+
+    fn feed(&mut self, mut data: &[u8], arrival_ms: i64) -> io::Result<()> {
+        self.last_arrival_ms = arrival_ms;
+        while !data.is_empty() {
+            let newline = memchr(b'\n', data);
+            if self.overflow.is_some() {
+                let end = newline.unwrap_or(data.len());
+                self.overflow_bytes(&data[..end])?;
+                match newline {
+                    Some(idx) => {
+                        self.finish_overflow()?;
+                        data = &data[idx + 1..];
+                        continue;
+                    }
+                    None => return Ok(()),
+                }
+            }
+            match newline {
+                Some(idx) => {
+                    if self.partial.is_empty() {
+                        // The whole line is in this chunk: no copy.
+                        self.line(&data[..idx], arrival_ms)?;
+                    } else if self.partial.len() + idx <= self.limit() {
+                        self.partial.extend_from_slice(&data[..idx]);
+                        let line = std::mem::take(&mut self.partial);
+                        let result = self.line(&line, arrival_ms);
+                        self.partial = line;
+                        self.partial.clear();
+                        result?;
+                    } else {
+                        self.start_overflow(&data[..idx])?;
+                        self.finish_overflow()?;
+                    }
+                    data = &data[idx + 1..];
+                }
+                None => {
+                    if self.partial.len() + data.len() <= self.limit() {
+                        self.partial.extend_from_slice(data);
+                    } else {
+                        self.start_overflow(data)?;
+                    }
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// EOF: the last line, even without a newline, is a line.
+    fn finish(&mut self) -> io::Result<()> {
+        if self.overflow.is_some() {
+            return self.finish_overflow();
+        }
+        if !self.partial.is_empty() {
+            let line = std::mem::take(&mut self.partial);
+            self.line(&line, self.last_arrival_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Shutdown: a short incomplete line may still be being written by the host, so it is
+    /// dropped; an over-long one is already known to be too long and is finished as such.
+    fn stop(&mut self) -> io::Result<()> {
+        if self.overflow.is_some() {
+            return self.finish_overflow();
+        }
+        if !self.partial.is_empty() {
+            self.discarded_bytes += self.partial.len() as u64;
+            self.reporter.event(
+                "warn",
+                "incomplete line dropped at shutdown",
+                json!({"line": self.line_no + 1, "bytes": self.partial.len()}),
+            );
+            self.partial.clear();
+        }
+        Ok(())
+    }
+
+    fn line(&mut self, line: &[u8], arrival_ms: i64) -> io::Result<()> {
+        self.line_no += 1;
+        self.processor
+            .process_line(line, arrival_ms, &mut self.sink.buf);
+        self.report_errors();
+        self.sink.line_done()
+    }
+
+    /// The current line (`partial` + `more`) turned out longer than the limit.
+    fn start_overflow(&mut self, more: &[u8]) -> io::Result<()> {
+        let total = (self.partial.len() + more.len()) as u64;
+        let last_cr = more.last().or(self.partial.last()) == Some(&b'\r');
+        if self.pass_long {
+            self.sink.pass_bytes(&self.partial)?;
+            self.sink.pass_bytes(more)?;
+            self.partial.clear();
+        } else {
+            let keep = self
+                .max_line_bytes
+                .saturating_sub(self.partial.len())
+                .min(more.len());
+            self.partial.extend_from_slice(&more[..keep]);
+            self.partial.truncate(self.max_line_bytes);
+        }
+        self.overflow = Some(Overflow { total, last_cr });
+        Ok(())
+    }
+
+    fn overflow_bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if let Some(overflow) = &mut self.overflow
+            && let Some(&last) = bytes.last()
+        {
+            overflow.total += bytes.len() as u64;
+            overflow.last_cr = last == b'\r';
+            if self.pass_long {
+                self.sink.pass_bytes(bytes)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish_overflow(&mut self) -> io::Result<()> {
+        let Some(overflow) = self.overflow.take() else {
+            return Ok(());
+        };
+        self.line_no += 1;
+        let total_len = overflow.total - u64::from(overflow.last_cr);
+        if self.pass_long {
+            // The bytes are out already; the processor only counts the line. Its error
+            // record (built from an empty prefix, so it is small) is discarded.
+            let mut discarded = Vec::new();
+            self.processor
+                .process_too_long(&[], total_len, &mut discarded);
+            self.sink.end_passed_line();
+        } else {
+            self.processor
+                .process_too_long(&self.partial, total_len, &mut self.sink.buf);
+        }
+        self.partial.clear();
+        self.report_errors();
+        self.sink.line_done()
+    }
+
+    fn report_errors(&mut self) {
+        let line_no = self.line_no;
+        for error in self.processor.take_errors() {
+            self.reporter.line_error(&error, line_no, Instant::now());
+        }
+    }
+}
+
+/// The output block buffer. The processor appends to `buf` directly.
+struct Sink<W: Write> {
+    out: W,
+    buf: Vec<u8>,
+    line_buffered: bool,
+    bytes_out: u64,
+    /// A `\r` held back from a streamed over-long line: dropped if the newline follows.
+    pending_cr: bool,
+}
+
+impl<W: Write> Sink<W> {
+    fn new(out: W, line_buffered: bool) -> Sink<W> {
+        Sink {
+            out,
+            buf: Vec::with_capacity(OUTPUT_BUFFER_BYTES),
+            line_buffered,
+            bytes_out: 0,
+            pending_cr: false,
+        }
+    }
+
+    fn line_done(&mut self) -> io::Result<()> {
+        if self.line_buffered {
+            self.flush()
+        } else if self.buf.len() >= OUTPUT_BUFFER_BYTES {
+            self.write_out()
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Streams part of an over-long line (`--invalid pass`).
+    fn pass_bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let Some((&last, body)) = bytes.split_last() else {
+            return Ok(());
+        };
+        if std::mem::take(&mut self.pending_cr) {
+            self.buf.push(b'\r');
+        }
+        self.buf.extend_from_slice(body);
+        if last == b'\r' {
+            self.pending_cr = true;
+        } else {
+            self.buf.push(last);
+        }
+        if self.buf.len() >= OUTPUT_BUFFER_BYTES {
+            self.write_out()?;
+        }
+        Ok(())
+    }
+
+    fn end_passed_line(&mut self) {
+        self.pending_cr = false;
+        self.buf.push(b'\n');
+    }
+
+    fn write_out(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            self.out.write_all(&self.buf)?;
+            self.bytes_out += self.buf.len() as u64;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.write_out()?;
+        self.out.flush()
+    }
+}
+
+/// Stderr reporting: JSON lines, bad input rate-limited per error kind.
+struct Reporter<E: Write> {
+    out: E,
+    kinds: [KindReport; ErrorKind::ALL.len()],
+}
+
+#[derive(Clone, Copy, Default)]
+struct KindReport {
+    last: Option<Instant>,
+    /// Errors of this kind not reported since `last`.
+    suppressed: u64,
+}
+
+impl<E: Write> Reporter<E> {
+    fn new(out: E) -> Reporter<E> {
+        Reporter {
+            out,
+            kinds: [KindReport::default(); ErrorKind::ALL.len()],
+        }
+    }
+
+    /// Reports a bad line unless one of the same kind was reported less than a second ago;
+    /// the next report carries the number suppressed in between.
+    fn line_error(&mut self, error: &LineError, line_no: u64, now: Instant) {
+        let idx = ErrorKind::ALL
+            .iter()
+            .position(|&kind| kind == error.kind)
+            .unwrap_or(0);
+        let state = &mut self.kinds[idx];
+        if let Some(last) = state.last
+            && now.saturating_duration_since(last) < REPORT_INTERVAL
+        {
+            state.suppressed += 1;
+            return;
+        }
+        let suppressed = std::mem::take(&mut state.suppressed);
+        state.last = Some(now);
+        write_json_line(
+            &mut self.out,
+            &json!({
+                "level": "warn",
+                "msg": "bad input line",
+                "kind": error.kind.as_str(),
+                "line": line_no,
+                "detail": error.detail,
+                "suppressed": suppressed,
+            }),
+        );
+    }
+
+    fn event(&mut self, level: &str, msg: &str, fields: serde_json::Value) {
+        let mut value = json!({"level": level, "msg": msg});
+        if let (Some(map), serde_json::Value::Object(fields)) = (value.as_object_mut(), fields) {
+            map.extend(fields);
+        }
+        write_json_line(&mut self.out, &value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::correlate::Limits;
+    use crate::eval::{Engine, EngineConfig};
+    use crate::ir::RuleSet;
+    use crate::protocol::ProtocolConfig;
+
+    fn processor(config: ProtocolConfig) -> Processor {
+        let (engine, _) = Engine::new(RuleSet::default(), EngineConfig::new(Limits::default()));
+        Processor::new(engine, config)
+    }
+
+    /// Feeds `input` in pieces of `step` bytes, then EOF; returns stdout, stderr.
+    fn pump(config: ProtocolConfig, input: &[u8], step: usize) -> (Vec<u8>, String, Processor) {
+        let mut processor = processor(config);
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        {
+            let mut pump = Pump::new(&mut processor, &mut out, &mut err, IoOptions::default());
+            for piece in input.chunks(step) {
+                pump.feed(piece, 1).unwrap();
+            }
+            pump.finish().unwrap();
+            pump.sink.flush().unwrap();
+        }
+        (out, String::from_utf8(err).unwrap(), processor)
+    }
+
+    fn lines(out: &[u8]) -> Vec<String> {
+        String::from_utf8_lossy(out)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn frames_lines_across_any_chunking() {
+        let input = b"{\"a\":1}\n{\"b\":2}\r\n{\"c\":3}";
+        for step in 1..input.len() + 1 {
+            let (out, _, processor) = pump(ProtocolConfig::default(), input, step);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                "{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n",
+                "step {step}"
+            );
+            assert_eq!(processor.counters().lines_in, 3);
+        }
+    }
+
+    #[test]
+    fn over_long_lines_keep_a_bounded_prefix() {
+        let config = ProtocolConfig {
+            max_line_bytes: 8,
+            ..ProtocolConfig::default()
+        };
+        // 8 bytes fit (also with \r), 9 do not.
+        let input = b"{\"a\":12}\n{\"a\":12}\r\n{\"a\":123}\n0123456789abcdef\r\n{}\n";
+        for step in 1..input.len() + 1 {
+            let (out, err, processor) = pump(config.clone(), input, step);
+            let out = lines(&out);
+            assert_eq!(out.len(), 5, "step {step}");
+            assert_eq!(out[0], "{\"a\":12}");
+            assert_eq!(out[1], "{\"a\":12}");
+            assert_eq!(
+                out[2],
+                r#"{"message":"{\"a\":123","vigil":{"error":"too_long"}}"#
+            );
+            assert_eq!(
+                out[3],
+                r#"{"message":"01234567","vigil":{"error":"too_long"}}"#
+            );
+            assert_eq!(out[4], "{}");
+            assert_eq!(processor.counters().error_count(ErrorKind::TooLong), 2);
+            assert_eq!(processor.counters().lines_in, 5);
+            // Bytes counted as the processor counts them: without the \r, with the \n.
+            assert_eq!(processor.counters().bytes_in, input.len() as u64 - 2);
+            assert!(err.contains("\"kind\":\"too_long\""), "{err}");
+        }
+    }
+
+    #[test]
+    fn over_long_lines_pass_through_unchanged() {
+        let config = ProtocolConfig {
+            max_line_bytes: 4,
+            invalid: InvalidPolicy::Pass,
+            ..ProtocolConfig::default()
+        };
+        let input = b"{}\n0123456789\r\nab\rcd\ref\n{\"x\":1}";
+        for step in 1..input.len() + 1 {
+            let (out, _, processor) = pump(config.clone(), input, step);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                "{}\n0123456789\nab\rcd\ref\n{\"x\":1}\n",
+                "step {step}"
+            );
+            let counters = processor.counters();
+            assert_eq!(counters.lines_in, 4);
+            assert_eq!(counters.lines_out, 4);
+            // `{"x":1}` is over 4 bytes as well.
+            assert_eq!(counters.error_count(ErrorKind::TooLong), 3);
+        }
+    }
+
+    #[test]
+    fn only_matches_with_pass_writes_no_over_long_line() {
+        let config = ProtocolConfig {
+            max_line_bytes: 4,
+            invalid: InvalidPolicy::Pass,
+            only_matches: true,
+            ..ProtocolConfig::default()
+        };
+        let (out, _, processor) = pump(config, b"0123456789\n{}\n", 3);
+        assert!(out.is_empty());
+        assert_eq!(processor.counters().error_count(ErrorKind::TooLong), 1);
+    }
+
+    #[test]
+    fn stop_drops_a_short_partial_line_and_finishes_an_over_long_one() {
+        let config = ProtocolConfig {
+            max_line_bytes: 4,
+            ..ProtocolConfig::default()
+        };
+        let mut processor = processor(config);
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        {
+            let mut pump = Pump::new(&mut processor, &mut out, &mut err, IoOptions::default());
+            pump.feed(b"{}\n{\"a", 1).unwrap();
+            pump.stop().unwrap();
+            pump.feed(b"0123456789", 1).unwrap();
+            pump.stop().unwrap();
+            pump.sink.flush().unwrap();
+            assert_eq!(pump.discarded_bytes, 3);
+        }
+        assert_eq!(
+            lines(&out),
+            ["{}", r#"{"message":"0123","vigil":{"error":"too_long"}}"#]
+        );
+        let err = String::from_utf8(err).unwrap();
+        assert!(err.contains("incomplete line dropped at shutdown"), "{err}");
+    }
+
+    #[test]
+    fn reports_are_rate_limited_per_kind() {
+        let mut err = Vec::new();
+        let mut reporter = Reporter::new(&mut err);
+        let start = Instant::now();
+        let json = LineError {
+            kind: ErrorKind::InvalidJson,
+            detail: "x".to_string(),
+        };
+        let utf8 = LineError {
+            kind: ErrorKind::InvalidUtf8,
+            detail: "y".to_string(),
+        };
+        reporter.line_error(&json, 1, start);
+        reporter.line_error(&json, 2, start + Duration::from_millis(10));
+        reporter.line_error(&utf8, 3, start + Duration::from_millis(20));
+        reporter.line_error(&json, 4, start + Duration::from_millis(999));
+        reporter.line_error(&json, 5, start + Duration::from_millis(1000));
+        let reports: Vec<serde_json::Value> = String::from_utf8(err)
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        let summary: Vec<(u64, u64)> = reports
+            .iter()
+            .map(|r| {
+                (
+                    r["line"].as_u64().unwrap(),
+                    r["suppressed"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(summary, [(1, 0), (3, 0), (5, 2)]);
+        assert_eq!(reports[0]["kind"], "invalid_json");
+        assert_eq!(reports[0]["level"], "warn");
+    }
+
+    /// A reader that hands out at most `step` bytes per read.
+    struct Trickle {
+        data: Vec<u8>,
+        pos: usize,
+        step: usize,
+    }
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let len = self.step.min(buf.len()).min(self.data.len() - self.pos);
+            buf[..len].copy_from_slice(&self.data[self.pos..self.pos + len]);
+            self.pos += len;
+            Ok(len)
+        }
+    }
+
+    #[test]
+    fn run_reads_to_eof_through_the_reader_thread() {
+        let mut input = Vec::new();
+        for idx in 0..2000 {
+            input.extend_from_slice(format!("{{\"n\":{idx}}}\n").as_bytes());
+        }
+        let mut processor = processor(ProtocolConfig::default());
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let reader = Trickle {
+            data: input.clone(),
+            pos: 0,
+            step: 777,
+        };
+        let summary = run(
+            &mut processor,
+            reader,
+            &mut out,
+            &mut err,
+            IoOptions::default(),
+            |_| Ok(()),
+        )
+        .unwrap();
+        assert_eq!(summary.ending, Ending::Eof);
+        assert_eq!(summary.lines, 2000);
+        assert_eq!(summary.bytes_out, input.len() as u64);
+        assert_eq!(out, input);
+        assert!(err.is_empty());
+    }
+
+    /// A writer that fails like a closed pipe after `limit` bytes.
+    struct ClosedAfter {
+        written: usize,
+        limit: usize,
+    }
+
+    impl Write for ClosedAfter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.written >= self.limit {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            self.written += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_closed_output_ends_the_run_quietly() {
+        let input = b"{}\n".repeat(100_000);
+        let mut processor = processor(ProtocolConfig::default());
+        let mut err = Vec::new();
+        let summary = run(
+            &mut processor,
+            io::Cursor::new(input),
+            ClosedAfter {
+                written: 0,
+                limit: 10,
+            },
+            &mut err,
+            IoOptions {
+                line_buffered: true,
+            },
+            |_| Ok(()),
+        )
+        .unwrap();
+        assert_eq!(summary.ending, Ending::BrokenPipe);
+        assert!(err.is_empty());
+    }
+}
