@@ -34,7 +34,9 @@
 //! - **Flush policy.** Output goes to a 64 KiB block buffer. It is written out when full, and
 //!   written and flushed whenever the channel has nothing ready (every complete line read so
 //!   far has then been processed: the "idle flush"), at EOF and at shutdown. `--line-buffered`
-//!   flushes after every input line.
+//!   flushes after every input line. The buffer is a plain `Vec<u8>` rather than a
+//!   `BufWriter`: the processor appends its output to a `Vec` anyway, so this saves a copy.
+//!   Stdout is locked once for the whole run.
 //! - **Arrival time** is the wall clock (ms) when the chunk holding the line's end was read.
 //!
 //! # How a run ends
