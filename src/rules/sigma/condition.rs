@@ -42,6 +42,15 @@ pub fn parse(text: &str) -> Result<Cond, CondError> {
     if tokens.is_empty() {
         return Err(CondError::Invalid("condition is empty".to_string()));
     }
+    if tokens
+        .iter()
+        .any(|token| *token == Token::Word("near".to_string()))
+    {
+        return Err(CondError::Unsupported(
+            "legacy 'near' in condition is not supported; use a temporal correlation rule"
+                .to_string(),
+        ));
+    }
     let mut parser = Parser { tokens, pos: 0 };
     let cond = parser.or_expr()?;
     match parser.peek() {
@@ -284,10 +293,6 @@ impl Parser {
             };
         }
         match word.as_str() {
-            "near" => Err(CondError::Unsupported(
-                "legacy 'near' in condition is not supported; use a temporal correlation rule"
-                    .to_string(),
-            )),
             "and" | "or" | "not" | "of" | "them" => Err(CondError::Invalid(format!(
                 "unexpected '{word}' in condition"
             ))),
@@ -388,10 +393,7 @@ mod tests {
             parse("selection | count() by src > 5"),
             Err(CondError::Unsupported(_))
         ));
-        assert!(matches!(
-            parse("a near b"),
-            Err(CondError::Invalid(_)) | Err(CondError::Unsupported(_))
-        ));
+        assert!(matches!(parse("a near b"), Err(CondError::Unsupported(_))));
         assert!(matches!(parse("near b"), Err(CondError::Unsupported(_))));
     }
 
