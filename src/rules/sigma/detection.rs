@@ -132,7 +132,7 @@ fn lower_ident(name: &str, node: &Node, ctx: &Context<'_>) -> Result<Expr> {
                             format!("search identifier '{name}' holds a nested list"),
                         ));
                     }
-                    _ => lower_keywords(&[], std::slice::from_ref(item), item.line, ctx)?,
+                    _ => lower_keywords(&[], std::slice::from_ref(item), item.line)?,
                 });
             }
             Ok(Expr::or(alternatives))
@@ -142,7 +142,7 @@ fn lower_ident(name: &str, node: &Node, ctx: &Context<'_>) -> Result<Expr> {
             node.line,
             format!("search identifier '{name}' is null"),
         )),
-        _ => lower_keywords(&[], std::slice::from_ref(node), node.line, ctx),
+        _ => lower_keywords(&[], std::slice::from_ref(node), node.line),
     }
 }
 
@@ -193,7 +193,7 @@ fn lower_entry(key: &str, line: u32, node: &Node, ctx: &Context<'_>) -> Result<E
         modifiers::check(&mods, true).map_err(|message| {
             LowerError::new(Code::Modifier, line, format!("{message} in '{key}'"))
         })?;
-        return lower_keywords(&mods, &values, line, ctx);
+        return lower_keywords(&mods, &values, line);
     }
     let terminal = modifiers::check(&mods, false).map_err(|message| {
         LowerError::new(Code::Modifier, line, format!("{message} in '{key}'"))
@@ -570,13 +570,7 @@ fn expand(text: &str, line: u32, ctx: &Context<'_>) -> Result<Vec<String>> {
 
 /// Keyword values: each one a case-insensitive substring search over every string of the
 /// event (wildcards allowed), ORed (`all`: ANDed).
-fn lower_keywords(
-    mods: &[Written<'_>],
-    values: &[Node],
-    line: u32,
-    ctx: &Context<'_>,
-) -> Result<Expr> {
-    let _ = ctx;
+fn lower_keywords(mods: &[Written<'_>], values: &[Node], line: u32) -> Result<Expr> {
     let cased = mods.iter().any(|w| w.modifier == Mod::Cased);
     let all = mods.iter().any(|w| w.modifier == Mod::All);
     let mut items = Vec::with_capacity(values.len());
