@@ -52,7 +52,16 @@ pub struct Correlator {
 impl Correlator {
     pub fn new(set: &RuleSet, limits: Limits) -> (Correlator, Vec<Diagnostic>) {
         let _ = limits;
-        unimplemented!("{}", set.correlations.len())
+        assert!(
+            set.correlations.is_empty(),
+            "correlations are not implemented yet"
+        );
+        (
+            Correlator {
+                correlations: Vec::new(),
+            },
+            Vec::new(),
+        )
     }
 
     pub fn correlations(&self) -> &[Correlation] {
@@ -65,6 +74,12 @@ impl Correlator {
 
     /// Rules referenced only by correlations with `generate: false`.
     pub fn silenced_rules(&self) -> Vec<usize> {
+        Vec::new()
+    }
+
+    /// False for a correlation referenced only by correlations with `generate: false`.
+    pub fn correlation_alerts(&self, idx: usize) -> bool {
+        let _ = idx;
         unimplemented!()
     }
 
@@ -88,6 +103,6 @@ impl Correlator {
     }
 
     pub fn stats(&self) -> CorrelationStats {
-        unimplemented!()
+        CorrelationStats::default()
     }
 }
