@@ -319,6 +319,11 @@ impl Correlator {
         self.silenced_correlations.clone()
     }
 
+    /// False for a correlation referenced only by correlations with `generate: false`.
+    pub fn correlation_alerts(&self, idx: usize) -> bool {
+        !self.silenced_correlations.contains(&idx)
+    }
+
     /// Ids of the rules or correlations that correlation `idx` references, in `rules` order.
     pub fn referenced_ids(&self, idx: usize) -> &[String] {
         self.linked

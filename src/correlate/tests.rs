@@ -647,6 +647,8 @@ correlation:
     assert_eq!(c.silenced_rules(), vec![0, 1]);
     // The inner event_count is only referenced by the generate:false temporal_ordered.
     assert_eq!(c.silenced_correlations(), vec![1]);
+    assert!(!c.correlation_alerts(1));
+    assert!(c.correlation_alerts(0));
 }
 
 #[test]

@@ -132,6 +132,12 @@ impl Engine {
         self.alert[idx]
     }
 
+    /// Whether correlation `idx` alerts on its own (false when it only feeds correlations
+    /// with `generate: false`).
+    pub fn correlation_alerts(&self, idx: usize) -> bool {
+        self.correlator.correlation_alerts(idx)
+    }
+
     /// Ids of the rules (or correlations) correlation `idx` is built on, as resolved.
     pub fn correlation_sources(&self, idx: usize) -> &[String] {
         self.correlator.referenced_ids(idx)

@@ -1,0 +1,1 @@
+//! The stdin/stdout loop (being written).
