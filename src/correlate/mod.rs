@@ -60,8 +60,11 @@
 //!   them dropped, as is any correlation built on a dropped one.
 //! - **`generate`.** A rule referenced only by correlations with `generate: false` does not
 //!   alert on its own ([`Correlator::silenced_rules`]); the same holds for a correlation
-//!   referenced only by such correlations ([`Correlator::silenced_correlations`]): it still
-//!   feeds its dependents, and the output may leave its hits out.
+//!   referenced only by such correlations ([`Correlator::correlation_alerts`] is false): it
+//!   still fires and feeds its dependents, but does not alert on its own.
+//! - **`first_seen_ms`** is the oldest event time in the window that fired, whether or not
+//!   that entry was needed for the condition (for a chain, a fed-forward hit's entry has the
+//!   time of the event that carried it).
 //! - **Bounds.** One LRU across all correlations holds at most [`Limits::max_groups`] groups;
 //!   the least recently used is evicted and counted. A group keeps at most
 //!   [`Limits::max_entries_per_group`] entries; the oldest go first and are counted. An
