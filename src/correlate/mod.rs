@@ -1,10 +1,89 @@
 //! Multi-event correlation over base-rule matches, in event time, with bounded state.
 //!
-//! (Interface fixed by the engine; the implementation is being written.)
+//! The [`Correlator`] owns every correlation rule, links each to the rules (or correlations)
+//! it references, and keeps one window of entries per `(correlation, group key)` in a single
+//! bounded LRU ([`state`]). The engine calls [`Correlator::observe`] once per event with the
+//! base rules that matched and the event's time; the correlations that fire on that event come
+//! back as [`CorrelationHit`]s.
+//!
+//! # Semantics
+//!
+//! This is a pass-through enricher: each event is written out right after it is evaluated, so
+//! only the event being evaluated can carry a correlation. Everything below follows from that.
+//!
+//! - **Time.** Windows run on event time (`time_ms`, from the event; the engine falls back to
+//!   arrival time when the event has none). Wall time plays no part.
+//! - **Entries.** Each match of a referenced rule is one entry in its group: an event matched
+//!   by two referenced rules counts twice (once per rule), an event matched by no referenced
+//!   rule not at all. `value_count` entries need `field` present, and `value_sum`/`avg`/
+//!   `percentile` entries need it numeric (a number or a numeric string); otherwise the match
+//!   is ignored by that correlation.
+//! - **Window.** Sliding, per group: `(e - timespan, e]`, the batch definition, where `e`
+//!   ranges over the event times of the group's entries. A correlation fires on an event when
+//!   the condition holds in a window that contains that event's time. With in-order arrival
+//!   that is the window ending at the event. CloudTrail arrives out of order by minutes, so a
+//!   late event is inserted at its place in time and every window it falls into is evaluated
+//!   (the windows ending at entry times in `[t, t + timespan)`): whatever the arrival order
+//!   within the window, the correlation fires once the events that satisfy it have all
+//!   arrived, with the same value and `first_seen_ms`. Only the carrier changes: it is the
+//!   event whose arrival completes the condition, i.e. the last of them to arrive.
+//! - **Horizon.** A group forgets entries at or before `newest - timespan`, `newest` being
+//!   the greatest event time the group has seen. An event that old when it arrives can no
+//!   longer share a window with the newest one; it is too late, counted in
+//!   [`CorrelationStats::late_events`], and ignored.
+//! - **`temporal_ordered`.** The referenced rules must have matched in the listed order *by
+//!   event time* (greedy earliest match, EQL-style) within one window; arrival order does not
+//!   matter. Events with the same time count as being in either order. The aggregate is the
+//!   length of the in-order prefix found; the default condition `gte: <number of rules>` asks
+//!   for all of them.
+//! - **Re-firing.** A group fires once, then resets: its window is cleared, and the next alert
+//!   needs the condition to be met again by events that arrive afterwards. `event_count gte:
+//!   100` over a burst of 1000 failed logins alerts 10 times, not 901 (rsigma `action: reset`).
+//!   A group fires at most once per event.
+//! - **`lt` / `lte` / `eq` / `neq`.** The condition is only evaluated when an event arrives,
+//!   never at window end. So "fewer than N" cannot mean "the window closed with fewer than
+//!   N": for counts, a condition that holds for a count of 1 fires on the first match of every
+//!   group (then resets). [`Correlator::new`] warns about such correlations. `eq: N` fires when
+//!   the N-th entry arrives. Ranges (`gt` with `lte`) behave as their lower bound plus the cap.
+//! - **Missing group-by field.** As rsigma (and SQL `GROUP BY`), an event without a group-by
+//!   field still counts: the missing value is a value of its own (`None`), distinct from the
+//!   empty string, so all events lacking the field share one group. A JSON `null` is missing.
+//!   In a hit the missing value is rendered as `""`. Non-string values group as their JSON
+//!   text; a field holding several values (an array on the way) uses the first.
+//! - **Aliases.** A `group-by` name that is an alias reads, for each referenced rule, the field
+//!   the alias maps that rule to (the mapping key may be the rule's id, name or the reference
+//!   as written). A rule the alias does not map reads the field named like the alias.
+//! - **Chains.** A correlation may reference correlations. A correlation hit is fed to the
+//!   correlations referencing it as a match on the same event at the same time, its group key
+//!   read from the event like any match. Correlations are evaluated in dependency order, so a
+//!   chain completes on one event. Reference cycles are diagnosed and the correlations in
+//!   them dropped, as is any correlation built on a dropped one.
+//! - **`generate`.** A rule referenced only by correlations with `generate: false` does not
+//!   alert on its own ([`Correlator::silenced_rules`]); the same holds for a correlation
+//!   referenced only by such correlations ([`Correlator::correlation_alerts`] is false): it
+//!   still fires and feeds its dependents, but does not alert on its own.
+//! - **`first_seen_ms`** is the oldest event time in the window that fired, whether or not
+//!   that entry was needed for the condition (for a chain, a fed-forward hit's entry has the
+//!   time of the event that carried it).
+//! - **Bounds.** One LRU across all correlations holds at most [`Limits::max_groups`] groups;
+//!   the least recently used is evicted and counted. A group keeps at most
+//!   [`Limits::max_entries_per_group`] entries; the oldest go first and are counted. An
+//!   evicted or capped group can only fire later than it would have, never wrongly; an
+//!   `event_count` whose threshold exceeds the cap can never fire and is warned about.
 
-use crate::diag::Diagnostic;
+mod state;
+mod window;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+use serde_json::Value;
+
+use crate::diag::{Code, Diagnostic};
 use crate::eval::event::Event;
-use crate::ir::{Correlation, RuleSet};
+use crate::ir::{CmpOp, Correlation, CorrelationKind, FieldPath, RuleSet};
+use state::Store;
+use window::{Aggregate, Datum, Entry};
 
 /// Hard bounds on correlation memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,11 +108,12 @@ impl Default for Limits {
 pub struct CorrelationHit {
     /// Index into [`Correlator::correlations`].
     pub correlation: usize,
-    /// Group-by name and the value it had, in `group-by` order.
+    /// Group-by name and the value it had, in `group-by` order (`""` for a missing field).
     pub group: Vec<(String, String)>,
-    /// The aggregate that met the condition (count, distinct count, sum, average, percentile).
+    /// The aggregate that met the condition (count, distinct count, sum, average, percentile,
+    /// number of distinct rules, length of the in-order prefix).
     pub value: f64,
-    /// Event time (ms) of the oldest event still counted in the window.
+    /// Event time (ms) of the oldest event counted in the window that fired.
     pub first_seen_ms: i64,
 }
 
@@ -43,25 +123,184 @@ pub struct CorrelationStats {
     pub evicted_groups: u64,
     /// Entries dropped because a group reached its per-group cap.
     pub dropped_entries: u64,
+    /// Matches ignored because their event time was behind their group's horizon.
+    pub late_events: u64,
 }
 
 pub struct Correlator {
     correlations: Vec<Correlation>,
+    linked: Vec<Linked>,
+    /// `(correlation, input)` pairs fed by each base rule.
+    by_rule: Vec<Vec<(usize, usize)>>,
+    /// `(correlation, input)` pairs fed by each correlation's hits.
+    by_correlation: Vec<Vec<(usize, usize)>>,
+    silenced_rules: Vec<usize>,
+    silenced_correlations: Vec<usize>,
+    limits: Limits,
+    store: Store,
+    dropped_entries: u64,
+    late_events: u64,
+    /// Scratch for [`Correlator::observe`]: pending `(rank, correlation, input)`.
+    work: BinaryHeap<Reverse<(usize, usize, usize)>>,
+    /// Scratch: groups that fired on the current event.
+    fired_groups: Vec<String>,
+    /// Scratch: the encoded key of the group being fed (see [`encode_key`]).
+    key: String,
+    /// Scratch: correlations whose hits were already fed forward for the current event.
+    fed_forward: Vec<usize>,
+}
+
+/// A correlation linked to what it references.
+struct Linked {
+    inputs: Vec<Input>,
+    aggregate: Aggregate,
+    /// The field `value_*` correlations read.
+    value_field: Option<FieldPath>,
+    referenced_ids: Vec<String>,
+    /// Dependency depth: 0 when built on rules only; chains are evaluated by increasing rank.
+    rank: usize,
+}
+
+/// One referenced rule or correlation, with the fields its group key is read from.
+struct Input {
+    /// Position in the correlation's (deduplicated) `rules` list: the stage.
+    stage: u32,
+    group_fields: Vec<FieldPath>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    Rule(usize),
+    Correlation(usize),
 }
 
 impl Correlator {
+    /// Links every correlation to the rules and correlations it references. A correlation
+    /// with an unknown reference, in a reference cycle, or built on a dropped correlation is
+    /// dropped with an error; questionable but usable ones load with a warning.
     pub fn new(set: &RuleSet, limits: Limits) -> (Correlator, Vec<Diagnostic>) {
-        let _ = limits;
-        assert!(
-            set.correlations.is_empty(),
-            "correlations are not implemented yet"
-        );
-        (
-            Correlator {
-                correlations: Vec::new(),
-            },
-            Vec::new(),
-        )
+        let mut diagnostics = Vec::new();
+        let targets = resolve_all(set, &mut diagnostics);
+        let keep = drop_cycles_and_dependents(set, &targets, &mut diagnostics);
+
+        let mut new_index = vec![None; set.correlations.len()];
+        for (new, old) in keep.iter().enumerate() {
+            new_index[*old] = Some(new);
+        }
+        let mut correlations = Vec::with_capacity(keep.len());
+        let mut linked: Vec<Linked> = Vec::with_capacity(keep.len());
+        let mut by_rule = vec![Vec::new(); set.rules.len()];
+        let mut by_correlation = vec![Vec::new(); keep.len()];
+        let mut rule_alerts = vec![None::<bool>; set.rules.len()];
+        let mut correlation_alerts = vec![None::<bool>; keep.len()];
+        let mut deps: Vec<Vec<usize>> = vec![Vec::new(); keep.len()];
+
+        for (new, &old) in keep.iter().enumerate() {
+            let corr = &set.correlations[old];
+            let Some(resolved) = &targets[old] else {
+                continue;
+            };
+            let mut inputs = Vec::with_capacity(resolved.len());
+            let mut referenced_ids = Vec::with_capacity(resolved.len());
+            for (stage, (written, target)) in resolved.iter().enumerate() {
+                let (id, name) = match *target {
+                    Target::Rule(idx) => {
+                        let meta = &set.rules[idx].meta;
+                        (&meta.id, &meta.name)
+                    }
+                    Target::Correlation(idx) => {
+                        let meta = &set.correlations[idx].meta;
+                        (&meta.id, &meta.name)
+                    }
+                };
+                referenced_ids.push(id.clone());
+                let handles = [Some(written.as_str()), Some(id.as_str()), name.as_deref()];
+                let group_fields = corr
+                    .group_by
+                    .iter()
+                    .map(|group| alias_field(corr, group, &handles, &mut diagnostics))
+                    .collect();
+                let input = inputs.len();
+                inputs.push(Input {
+                    stage: stage as u32,
+                    group_fields,
+                });
+                let slot = match *target {
+                    Target::Rule(idx) => {
+                        by_rule[idx].push((new, input));
+                        &mut rule_alerts[idx]
+                    }
+                    Target::Correlation(idx) => {
+                        // Kept correlations only reference kept ones.
+                        let Some(dep) = new_index[idx] else {
+                            continue;
+                        };
+                        by_correlation[dep].push((new, input));
+                        deps[new].push(dep);
+                        &mut correlation_alerts[dep]
+                    }
+                };
+                *slot = Some(slot.unwrap_or(false) || corr.generate);
+            }
+            let n_stages = inputs.len() as u32;
+            let (aggregate, value_field) = match &corr.kind {
+                CorrelationKind::EventCount => (Aggregate::EventCount, None),
+                CorrelationKind::ValueCount { field } => (Aggregate::ValueCount, Some(field)),
+                CorrelationKind::Temporal => (Aggregate::Temporal { n_stages }, None),
+                CorrelationKind::TemporalOrdered => (Aggregate::TemporalOrdered { n_stages }, None),
+                CorrelationKind::ValueSum { field } => (Aggregate::Sum, Some(field)),
+                CorrelationKind::ValueAvg { field } => (Aggregate::Avg, Some(field)),
+                CorrelationKind::ValuePercentile { field, percentile } => {
+                    (Aggregate::Percentile(*percentile), Some(field))
+                }
+            };
+            warn_on_condition(corr, aggregate, limits, &mut diagnostics);
+            correlations.push(corr.clone());
+            linked.push(Linked {
+                inputs,
+                aggregate,
+                value_field: value_field.cloned(),
+                referenced_ids,
+                rank: 0,
+            });
+        }
+        // Ranks: longest path from a correlation built on rules only. The graph is acyclic
+        // here, so relaxing n times settles it.
+        let mut rank = vec![0_usize; linked.len()];
+        for _ in 0..linked.len() {
+            for c in 0..linked.len() {
+                rank[c] = deps[c].iter().map(|d| rank[*d] + 1).max().unwrap_or(0);
+            }
+        }
+        for (linked, rank) in linked.iter_mut().zip(rank) {
+            linked.rank = rank;
+        }
+
+        let silenced = |alerts: &[Option<bool>]| {
+            alerts
+                .iter()
+                .enumerate()
+                .filter(|(_, alert)| **alert == Some(false))
+                .map(|(idx, _)| idx)
+                .collect()
+        };
+        let correlator = Correlator {
+            correlations,
+            linked,
+            by_rule,
+            by_correlation,
+            silenced_rules: silenced(&rule_alerts),
+            silenced_correlations: silenced(&correlation_alerts),
+            limits,
+            store: Store::new(limits.max_groups),
+            dropped_entries: 0,
+            late_events: 0,
+            work: BinaryHeap::new(),
+            fired_groups: Vec::new(),
+            key: String::new(),
+            fed_forward: Vec::new(),
+        };
+        (correlator, diagnostics)
     }
 
     pub fn correlations(&self) -> &[Correlation] {
@@ -74,19 +313,25 @@ impl Correlator {
 
     /// Rules referenced only by correlations with `generate: false`.
     pub fn silenced_rules(&self) -> Vec<usize> {
-        Vec::new()
+        self.silenced_rules.clone()
+    }
+
+    /// Correlations (indexes into [`Correlator::correlations`]) referenced only by
+    /// correlations with `generate: false`: their hits feed the chain but need not alert.
+    pub fn silenced_correlations(&self) -> Vec<usize> {
+        self.silenced_correlations.clone()
     }
 
     /// False for a correlation referenced only by correlations with `generate: false`.
     pub fn correlation_alerts(&self, idx: usize) -> bool {
-        let _ = idx;
-        unimplemented!()
+        !self.silenced_correlations.contains(&idx)
     }
 
-    /// Ids of the rules or correlations that correlation `idx` references.
+    /// Ids of the rules or correlations that correlation `idx` references, in `rules` order.
     pub fn referenced_ids(&self, idx: usize) -> &[String] {
-        let _ = idx;
-        unimplemented!()
+        self.linked
+            .get(idx)
+            .map_or(&[], |linked| linked.referenced_ids.as_slice())
     }
 
     /// Feeds the base-rule matches of one event (indexes into the rule set's rules), in
@@ -98,11 +343,365 @@ impl Correlator {
         matched_rules: &[usize],
         out: &mut Vec<CorrelationHit>,
     ) {
-        let _ = (event, time_ms, matched_rules, out);
-        unimplemented!()
+        self.work.clear();
+        self.fired_groups.clear();
+        self.fed_forward.clear();
+        for &rule in matched_rules {
+            let Some(users) = self.by_rule.get(rule) else {
+                continue;
+            };
+            for &(corr, input) in users {
+                self.work
+                    .push(Reverse((self.linked[corr].rank, corr, input)));
+            }
+        }
+        let mut last = None;
+        while let Some(Reverse(item)) = self.work.pop() {
+            // A rule listed twice in `matched_rules` still counts once.
+            if last == Some(item) {
+                continue;
+            }
+            last = Some(item);
+            let (_, corr, input) = item;
+            let Some(hit) = self.feed(corr, input, event, time_ms) else {
+                continue;
+            };
+            out.push(hit);
+            if !self.fed_forward.contains(&corr) {
+                self.fed_forward.push(corr);
+                for &(user, user_input) in &self.by_correlation[corr] {
+                    self.work
+                        .push(Reverse((self.linked[user].rank, user, user_input)));
+                }
+            }
+        }
     }
 
     pub fn stats(&self) -> CorrelationStats {
-        CorrelationStats::default()
+        CorrelationStats {
+            live_groups: self.store.len() as u64,
+            evicted_groups: self.store.evicted_groups,
+            dropped_entries: self.dropped_entries,
+            late_events: self.late_events,
+        }
+    }
+
+    /// Adds one match to its group and evaluates the condition.
+    fn feed(
+        &mut self,
+        corr: usize,
+        input: usize,
+        event: &Event<'_>,
+        time_ms: i64,
+    ) -> Option<CorrelationHit> {
+        let linked = &self.linked[corr];
+        let correlation = &self.correlations[corr];
+        let datum = match (linked.aggregate, &linked.value_field) {
+            (Aggregate::ValueCount, Some(field)) => {
+                Datum::Text(group_text(event.first(field)?)?.into())
+            }
+            (Aggregate::Sum | Aggregate::Avg | Aggregate::Percentile(_), Some(field)) => {
+                Datum::Number(number(event.first(field)?)?)
+            }
+            _ => Datum::None,
+        };
+        let stage = linked.inputs[input].stage;
+        let group_fields = &linked.inputs[input].group_fields;
+        encode_key(&mut self.key, corr, group_fields, event);
+        let entry = Entry {
+            time_ms,
+            stage,
+            datum,
+        };
+        let already_fired = self.fired_groups.contains(&self.key);
+        let window = self.store.window_mut(&self.key);
+        let inserted = window.insert(
+            entry,
+            correlation.timespan_ms,
+            self.limits.max_entries_per_group,
+        );
+        self.dropped_entries += inserted.dropped;
+        if inserted.too_late {
+            self.late_events += 1;
+        }
+        if !inserted.kept || already_fired {
+            return None;
+        }
+        let fired = window.evaluate(
+            time_ms,
+            correlation.timespan_ms,
+            linked.aggregate,
+            &correlation.condition,
+        )?;
+        let group = correlation
+            .group_by
+            .iter()
+            .zip(group_fields)
+            .map(|(name, field)| {
+                let value = event.first(field).and_then(group_text);
+                (name.clone(), value.unwrap_or_default())
+            })
+            .collect();
+        self.store.remove(&self.key);
+        self.fired_groups.push(self.key.clone());
+        Some(CorrelationHit {
+            correlation: corr,
+            group,
+            value: fired.value,
+            first_seen_ms: fired.first_seen_ms,
+        })
     }
 }
+
+/// Writes the state key of one group into `key`: the correlation index, then each group-by
+/// value, length-prefixed (`+5:alice`) or `-` when missing, so that no two groups share a
+/// key (a missing field differs from an empty string) and no allocation is needed to look
+/// up a group that exists.
+fn encode_key(key: &mut String, corr: usize, fields: &[FieldPath], event: &Event<'_>) {
+    use std::fmt::Write;
+    key.clear();
+    let _ = write!(key, "{corr}/");
+    for field in fields {
+        match event.first(field) {
+            None | Some(Value::Null) => key.push('-'),
+            Some(Value::String(text)) => {
+                let _ = write!(key, "+{}:{text}", text.len());
+            }
+            Some(other) => {
+                let text = other.to_string();
+                let _ = write!(key, "+{}:{text}", text.len());
+            }
+        }
+    }
+}
+
+/// A value as a group key part: strings as they are, numbers and booleans as JSON text,
+/// arrays and objects as compact JSON; `null` is missing.
+fn group_text(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::String(text) => Some(text.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// A numeric value: a JSON number or a string that parses as a finite number.
+fn number(value: &Value) -> Option<f64> {
+    let number = match value {
+        Value::Number(number) => number.as_f64()?,
+        Value::String(text) => text.trim().parse::<f64>().ok()?,
+        _ => return None,
+    };
+    number.is_finite().then_some(number)
+}
+
+/// The field group-by name `group` reads for the input known by `handles` (reference as
+/// written, id, name).
+fn alias_field(
+    corr: &crate::ir::Correlation,
+    group: &str,
+    handles: &[Option<&str>],
+    diagnostics: &mut Vec<Diagnostic>,
+) -> FieldPath {
+    let Some(alias) = corr.aliases.iter().find(|alias| alias.name == group) else {
+        return FieldPath::new(group);
+    };
+    let found = alias
+        .fields
+        .iter()
+        .find(|(rule, _)| handles.contains(&Some(rule.as_str())));
+    match found {
+        Some((_, field)) => field.clone(),
+        None => {
+            diagnostics.push(
+                Diagnostic::warning(
+                    Code::Schema,
+                    corr.meta.source.clone(),
+                    format!(
+                        "alias '{group}' does not map rule '{}'; its field '{group}' is used",
+                        handles[0].unwrap_or_default()
+                    ),
+                )
+                .with_rule(corr.meta.id.clone()),
+            );
+            FieldPath::new(group)
+        }
+    }
+}
+
+/// Each correlation's references resolved (as written, target), or `None` when one is
+/// unknown (diagnosed). Duplicate references count once.
+fn resolve_all(
+    set: &RuleSet,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<Option<Vec<(String, Target)>>> {
+    let mut handles: HashMap<&str, Target> = HashMap::new();
+    // Later insertions do not override earlier ones: rules win over correlations, ids over
+    // names, and the first of two duplicates wins (the loader reports duplicates).
+    for (idx, corr) in set.correlations.iter().enumerate().rev() {
+        if let Some(name) = &corr.meta.name {
+            handles.insert(name, Target::Correlation(idx));
+        }
+        handles.insert(&corr.meta.id, Target::Correlation(idx));
+    }
+    for (idx, rule) in set.rules.iter().enumerate().rev() {
+        if let Some(name) = &rule.meta.name {
+            handles.insert(name, Target::Rule(idx));
+        }
+        handles.insert(&rule.meta.id, Target::Rule(idx));
+    }
+    set.correlations
+        .iter()
+        .map(|corr| {
+            let mut resolved: Vec<(String, Target)> = Vec::with_capacity(corr.rules.len());
+            let mut ok = true;
+            for reference in &corr.rules {
+                match handles.get(reference.as_str()) {
+                    Some(target) => {
+                        if !resolved.iter().any(|(_, t)| t == target) {
+                            resolved.push((reference.clone(), *target));
+                        }
+                    }
+                    None => {
+                        ok = false;
+                        diagnostics.push(
+                            Diagnostic::error(
+                                Code::UnknownReference,
+                                corr.meta.source.clone(),
+                                format!(
+                                    "correlation references unknown rule '{reference}'; correlation dropped"
+                                ),
+                            )
+                            .with_rule(corr.meta.id.clone()),
+                        );
+                    }
+                }
+            }
+            ok.then_some(resolved)
+        })
+        .collect()
+}
+
+/// Indexes of the correlations to keep, in file order: resolved, in no reference cycle, and
+/// built only on kept correlations.
+fn drop_cycles_and_dependents(
+    set: &RuleSet,
+    targets: &[Option<Vec<(String, Target)>>],
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<usize> {
+    let n = set.correlations.len();
+    let deps = |c: usize| -> Vec<usize> {
+        targets[c]
+            .iter()
+            .flatten()
+            .filter_map(|(_, target)| match target {
+                Target::Correlation(dep) => Some(*dep),
+                Target::Rule(_) => None,
+            })
+            .collect()
+    };
+    let mut keep: Vec<bool> = targets.iter().map(Option::is_some).collect();
+    // Cycles: a correlation is in one when it can reach itself.
+    let reaches_itself = |start: usize| {
+        let mut stack = deps(start);
+        let mut seen = vec![false; n];
+        while let Some(c) = stack.pop() {
+            if c == start {
+                return true;
+            }
+            if !std::mem::replace(&mut seen[c], true) {
+                stack.extend(deps(c));
+            }
+        }
+        false
+    };
+    let cyclic: Vec<usize> = (0..n).filter(|c| keep[*c] && reaches_itself(*c)).collect();
+    for c in cyclic {
+        let corr = &set.correlations[c];
+        diagnostics.push(
+            Diagnostic::error(
+                Code::UnknownReference,
+                corr.meta.source.clone(),
+                "correlation is part of a reference cycle; correlation dropped",
+            )
+            .with_rule(corr.meta.id.clone()),
+        );
+        keep[c] = false;
+    }
+    // Dependents of dropped correlations, until nothing changes.
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for c in 0..n {
+            if !keep[c] {
+                continue;
+            }
+            if let Some(dep) = deps(c).into_iter().find(|dep| !keep[*dep]) {
+                let corr = &set.correlations[c];
+                diagnostics.push(
+                    Diagnostic::error(
+                        Code::UnknownReference,
+                        corr.meta.source.clone(),
+                        format!(
+                            "correlation references dropped correlation '{}'; correlation dropped",
+                            set.correlations[dep].meta.id
+                        ),
+                    )
+                    .with_rule(corr.meta.id.clone()),
+                );
+                keep[c] = false;
+                changed = true;
+            }
+        }
+    }
+    (0..n).filter(|c| keep[*c]).collect()
+}
+
+/// Warnings for conditions that cannot mean what they say in a stream (see the module doc).
+fn warn_on_condition(
+    corr: &Correlation,
+    aggregate: Aggregate,
+    limits: Limits,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let counts = matches!(
+        aggregate,
+        Aggregate::EventCount
+            | Aggregate::ValueCount
+            | Aggregate::Temporal { .. }
+            | Aggregate::TemporalOrdered { .. }
+    );
+    let warn = |message: String| {
+        Diagnostic::warning(Code::Note, corr.meta.source.clone(), message)
+            .with_rule(corr.meta.id.clone())
+    };
+    if counts && corr.condition.holds(1.0) {
+        diagnostics.push(warn(
+            "condition holds for a single match and is evaluated on arrival, not at window end: \
+             it fires on the first match of every group"
+                .to_string(),
+        ));
+    }
+    if aggregate == Aggregate::EventCount {
+        let lowest = corr
+            .condition
+            .comparisons
+            .iter()
+            .filter_map(|(op, bound)| match op {
+                CmpOp::Gt => Some(bound.floor() + 1.0),
+                CmpOp::Gte | CmpOp::Eq => Some(bound.ceil()),
+                _ => None,
+            })
+            .fold(0.0_f64, f64::max);
+        if lowest > limits.max_entries_per_group as f64 {
+            diagnostics.push(warn(format!(
+                "condition needs {lowest} events but a group keeps at most {} \
+                 (--max-group-entries): it can never fire",
+                limits.max_entries_per_group
+            )));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
