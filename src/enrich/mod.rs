@@ -9,7 +9,7 @@
 //! "vigil": {
 //!   "severity": "high",            // highest among alerting entries; absent when none alerts
 //!   "matches": [{"id", "title", "format", "severity", "alert", "tactics", "techniques", "tags"}],
-//!   "correlations": [{"id", "title", "type", "severity", "group", "count" | "value", "window",
+//!   "correlations": [{"id", "title", "type", "severity", "alert", "group", "count" | "value", "window",
 //!                     "first_seen", "rules", "tactics", "techniques"}],
 //!   "tactics": [...], "techniques": [...]   // union of the entries above, sorted, deduplicated
 //! }
@@ -52,6 +52,7 @@ struct CorrelationEntry<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     severity: &'static str,
+    alert: bool,
     group: serde_json::Map<String, serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     count: Option<u64>,
@@ -108,7 +109,7 @@ pub fn write_enrichment(engine: &Engine, detections: &Detections, out: &mut Vec<
         let corr = &engine.correlations()[hit.correlation];
         collect(
             &corr.meta,
-            corr_alerts(engine, hit),
+            engine.correlation_alerts(hit.correlation),
             &mut severity,
             &mut tactics,
             &mut techniques,
@@ -145,11 +146,6 @@ fn collect<'a>(
     techniques.extend(meta.attack.techniques.iter().map(String::as_str));
 }
 
-/// A correlation alerts unless it only feeds other correlations with `generate: false`.
-fn corr_alerts(engine: &Engine, hit: &CorrelationHit) -> bool {
-    engine.correlation_alerts(hit.correlation)
-}
-
 fn correlation_entry<'a>(engine: &'a Engine, hit: &CorrelationHit) -> CorrelationEntry<'a> {
     let corr = &engine.correlations()[hit.correlation];
     let is_count = matches!(
@@ -169,6 +165,7 @@ fn correlation_entry<'a>(engine: &'a Engine, hit: &CorrelationHit) -> Correlatio
         title: &corr.meta.title,
         kind: corr.kind.as_str(),
         severity: corr.meta.severity.as_str(),
+        alert: engine.correlation_alerts(hit.correlation),
         group,
         count: is_count.then_some(hit.value.max(0.0) as u64),
         value: (!is_count).then_some(hit.value),
@@ -214,6 +211,53 @@ pub fn splice(original: &[u8], field: &str, value: &[u8], out: &mut Vec<u8>) {
     out.push(b'}');
 }
 
+/// Like [`splice`], for an object that already has a top-level `field`: that entry is replaced
+/// by `value` (moved to the end), every other entry is copied with its value's bytes unchanged.
+/// Returns false (writing nothing) if `original` is not a JSON object.
+pub fn replace_key(original: &str, field: &str, value: &[u8], out: &mut Vec<u8>) -> bool {
+    let Ok(RawEntries(entries)) = serde_json::from_str::<RawEntries<'_>>(original) else {
+        return false;
+    };
+    out.push(b'{');
+    for (key, raw) in entries.iter().filter(|(key, _)| key != field) {
+        let _ = serde_json::to_writer(&mut *out, key);
+        out.push(b':');
+        out.extend_from_slice(raw.get().as_bytes());
+        out.push(b',');
+    }
+    let _ = serde_json::to_writer(&mut *out, field);
+    out.push(b':');
+    out.extend_from_slice(value);
+    out.push(b'}');
+    true
+}
+
+/// A JSON object's entries in source order, values kept as raw text.
+struct RawEntries<'a>(Vec<(String, &'a serde_json::value::RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for RawEntries<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EntriesVisitor;
+        impl<'de> serde::de::Visitor<'de> for EntriesVisitor {
+            type Value = RawEntries<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(RawEntries(entries))
+            }
+        }
+        deserializer.deserialize_map(EntriesVisitor)
+    }
+}
+
 /// The record written for a line that cannot be passed through as an event:
 /// `{"message": "<text>", "<field>": {"error": "<kind>"}}`.
 pub fn write_error_record(field: &str, message: &str, kind: &str, out: &mut Vec<u8>) {
@@ -248,6 +292,18 @@ mod tests {
         assert_eq!(spliced("{}"), r#"{"vigil":{"x":1}}"#);
         assert_eq!(spliced("{ }  "), r#"{ "vigil":{"x":1}}"#);
         assert_eq!(spliced("{\"a\":{}}\r"), r#"{"a":{},"vigil":{"x":1}}"#);
+    }
+
+    #[test]
+    fn replace_key_keeps_order_and_value_bytes() {
+        let mut out = Vec::new();
+        let original = r#"{"b": 1.50, "vigil": {"old": true}, "a": [1, 2]}"#;
+        assert!(replace_key(original, "vigil", br#"{"x":1}"#, &mut out));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"b":1.50,"a":[1, 2],"vigil":{"x":1}}"#
+        );
+        assert!(!replace_key("[1]", "vigil", b"{}", &mut Vec::new()));
     }
 
     #[test]

@@ -318,16 +318,12 @@ impl Processor {
             }
             return;
         }
-        if value.get(self.config.field.as_str()).is_some() {
-            // The event already has our key: replace it rather than write a duplicate key.
-            // This re-serializes the event, the only case where its bytes are not kept.
-            let mut object = value.clone();
-            let ours: Value = serde_json::from_slice(&self.enrichment).unwrap_or(Value::Null);
-            if let Some(map) = object.as_object_mut() {
-                map.insert(self.config.field.clone(), ours);
-            }
-            let _ = serde_json::to_writer(&mut *out, &object);
-        } else {
+        let replaced = value.get(self.config.field.as_str()).is_some()
+            && std::str::from_utf8(raw).is_ok_and(|text| {
+                // The event already has our key: replace it rather than write a duplicate.
+                enrich::replace_key(text, &self.config.field, &self.enrichment, out)
+            });
+        if !replaced {
             enrich::splice(raw, &self.config.field, &self.enrichment, out);
         }
         out.push(b'\n');
