@@ -11,13 +11,12 @@ use vigil::diag::Code;
 use vigil::rules::{LoadOptions, Loaded, Loader};
 
 /// The Sigma folders checked here.
-// TODO(lead): add "correlation" once `sigma::correlation::lower` is merged; until then its
-// documents would reach the unimplemented correlation loader.
 const FOLDERS: &[&str] = &[
     "rules",
     "rules-placeholder",
     "rules-threat-hunting",
     "rules-emerging-threats",
+    "correlation",
 ];
 
 fn corpus() -> Option<PathBuf> {
@@ -80,6 +79,7 @@ fn every_corpus_rule_loads() {
     };
     let mut n_files = 0;
     let mut n_rules = 0;
+    let mut n_correlations = 0;
     let mut n_placeholder_rules = 0;
     let mut failures = Vec::new();
     for folder in FOLDERS {
@@ -118,14 +118,21 @@ fn every_corpus_rule_loads() {
             for diag in loaded.diagnostics.iter().filter(|d| d.is_error()) {
                 failures.push(diag.to_string());
             }
-            if loaded.set.rules.is_empty() {
-                failures.push(format!("{}: no rule loaded", path.display()));
+            // The spec's correlation schema tests hold one correlation and no detection rule.
+            if loaded.set.rules.is_empty() && loaded.set.correlations.is_empty() {
+                failures.push(format!("{}: nothing loaded", path.display()));
             }
             n_rules += loaded.set.rules.len();
+            n_correlations += loaded.set.correlations.len();
         }
     }
     eprintln!(
-        "sigma corpus: {n_files} files, {n_rules} rules, {n_placeholder_rules} with placeholders"
+        "sigma corpus: {n_files} files, {n_rules} rules, {n_correlations} correlations, \
+         {n_placeholder_rules} with placeholders"
+    );
+    assert!(
+        n_correlations >= 11,
+        "only {n_correlations} correlations loaded"
     );
     assert!(n_files > 0, "no rule files under {}", root.display());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -138,4 +145,114 @@ fn placeholder_names_are_found() {
         names.into_iter().collect::<Vec<_>>(),
         ["One_1".to_string(), "Two".to_string()]
     );
+}
+
+/// Runs events through the rules of one corpus file; returns the ids of the correlations each
+/// output line carries.
+fn correlations_fired(file: &Path, events: &[serde_json::Value]) -> Vec<Vec<String>> {
+    use vigil::correlate::Limits;
+    use vigil::eval::{Engine, EngineConfig};
+    use vigil::protocol::{Processor, ProtocolConfig};
+
+    let text = std::fs::read_to_string(file).unwrap();
+    let loaded = load(file, &text, LoadOptions::default());
+    assert_eq!(loaded.n_errors(), 0, "{:?}", loaded.diagnostics);
+    let (engine, diags) = Engine::new(loaded.set, EngineConfig::new(Limits::default()));
+    assert!(diags.is_empty(), "{diags:?}");
+    let mut processor = Processor::new(engine, ProtocolConfig::default());
+    events
+        .iter()
+        .map(|event| {
+            let mut out = Vec::new();
+            processor.process_line(event.to_string().as_bytes(), 0, &mut out);
+            let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            line["vigil"]["correlations"]
+                .as_array()
+                .map(|hits| {
+                    hits.iter()
+                        .map(|hit| hit["id"].as_str().unwrap_or_default().to_string())
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+#[test]
+fn spec_example_failed_logins_then_success_fires() {
+    let Some(root) = corpus() else { return };
+    let file = root.join("correlation/spec_examples/failed_logins_then_success_chain.yml");
+    let outer = "b180ead8-d58f-40b2-ae54-c8940995b9b6";
+    let login = |event_id: u32, user: &str, second: u32| {
+        serde_json::json!({
+            "EventID": event_id,
+            "User": user,
+            "@timestamp": format!("2024-05-01T12:{:02}:{:02}Z", second / 60, second % 60),
+        })
+    };
+    // Ten failures for admin within 10 minutes, then a success: the chain completes on it.
+    let mut events: Vec<_> = (0..10).map(|i| login(4625, "admin", i * 30)).collect();
+    events.push(login(4624, "admin", 320));
+    let fired = correlations_fired(&file, &events);
+    assert!(fired[10].iter().any(|id| id == outer), "{fired:?}");
+    assert!(
+        fired[..10]
+            .iter()
+            .all(|ids| !ids.iter().any(|id| id == outer))
+    );
+
+    // Nine failures are not "multiple failed logins" (gte: 10): no chain.
+    let mut events: Vec<_> = (0..9).map(|i| login(4625, "admin", i * 30)).collect();
+    events.push(login(4624, "admin", 300));
+    let fired = correlations_fired(&file, &events);
+    assert!(fired.iter().all(|ids| ids.is_empty()), "{fired:?}");
+
+    // The success of another user does not complete admin's chain.
+    let mut events: Vec<_> = (0..10).map(|i| login(4625, "admin", i * 30)).collect();
+    events.push(login(4624, "bob", 320));
+    let fired = correlations_fired(&file, &events);
+    assert!(!fired[10].iter().any(|id| id == outer), "{fired:?}");
+}
+
+#[test]
+fn spec_example_aliases_fire() {
+    let Some(root) = corpus() else { return };
+    let file = root.join("correlation/spec_examples/temporal_aliases_example.yml");
+    let error = |internal: &str, remote: &str, second: u32| {
+        serde_json::json!({
+            "@timestamp": format!("2024-05-01T12:00:{second:02}Z"),
+            "http": {"response": {"status_code": 500}},
+            "source": {"ip": remote},
+            "destination": {"ip": internal},
+        })
+    };
+    let connection = |internal: &str, remote: &str, second: u32| {
+        serde_json::json!({
+            "@timestamp": format!("2024-05-01T12:00:{second:02}Z"),
+            "event": {"category": "network", "type": "connection", "outcome": "success"},
+            "source": {"ip": internal},
+            "destination": {"ip": remote},
+        })
+    };
+    // The web server answered 500 to 203.0.113.9, then called it back: same pair, read
+    // from opposite fields of the two rules.
+    let fired = correlations_fired(
+        &file,
+        &[
+            error("10.0.0.5", "203.0.113.9", 0),
+            connection("10.0.0.5", "203.0.113.9", 4),
+        ],
+    );
+    assert!(fired[0].is_empty());
+    assert_eq!(fired[1].len(), 1, "{fired:?}");
+    // A connection to another host, or one outside the 10 s window, does not complete it.
+    let fired = correlations_fired(
+        &file,
+        &[
+            error("10.0.0.5", "203.0.113.9", 0),
+            connection("10.0.0.5", "198.51.100.1", 4),
+            connection("10.0.0.5", "203.0.113.9", 30),
+        ],
+    );
+    assert!(fired.iter().all(|ids| ids.is_empty()), "{fired:?}");
 }

@@ -87,7 +87,19 @@ pub fn load(path: &str, text: &str, options: &LoadOptions, out: &mut Loaded) {
             }
         } else {
             match lower_rule(path, doc, &ctx) {
-                Ok(rule) => out.set.rules.push(rule),
+                Ok(rule) => {
+                    if doc.get("logsource").is_none() {
+                        out.diagnostics.push(
+                            Diagnostic::warning(
+                                Code::Schema,
+                                loc(path, doc.line),
+                                "no 'logsource': the rule runs on events of every source",
+                            )
+                            .with_rule(rule.meta.id.clone()),
+                        );
+                    }
+                    out.set.rules.push(rule)
+                }
                 Err(diag) => out.diagnostics.push(diag),
             }
         }
@@ -244,10 +256,12 @@ fn lower_meta(path: &str, doc: &Node) -> Result<Meta, LowerError> {
                 .ok_or_else(|| schema(node.line, format!("'{key}' must be a list of strings"))),
         }
     };
-    let Some(title) = text("title")? else {
-        return Err(schema(doc.line, "missing 'title'"));
-    };
     let name = text("name")?;
+    // `title` is required by the spec, but its own correlation examples leave it out of base
+    // rules that only have a `name`; such a rule is titled by its name, else its id.
+    let Some(title) = text("title")?.or_else(|| name.clone()).or(text("id")?) else {
+        return Err(schema(doc.line, "missing 'title' (and no 'name' or 'id')"));
+    };
     // `id` is optional in the spec but every rule pack sets it; without one the rule is known
     // by its name, else its title (duplicates are still caught by the loader).
     let id = match text("id")? {
@@ -296,9 +310,10 @@ fn lower_meta(path: &str, doc: &Node) -> Result<Meta, LowerError> {
     })
 }
 
+/// An absent `logsource` is the empty one, which admits every stream (the caller warns).
 fn lower_logsource(doc: &Node) -> Result<LogSource, LowerError> {
     let Some(node) = doc.get("logsource") else {
-        return Err(schema(doc.line, "missing 'logsource'"));
+        return Ok(LogSource::default());
     };
     if node.as_map().is_none() {
         return Err(schema(node.line, "'logsource' must be a mapping"));
@@ -322,6 +337,10 @@ fn lower_filter(path: &str, doc: &Node, ctx: &Context<'_>) -> Result<Filter, Dia
             .get("id")
             .and_then(Node::scalar_text)
             .unwrap_or_else(|| title.clone());
+        // Mandatory for filters (the spec): it decides which rules the filter may touch.
+        if doc.get("logsource").is_none() {
+            return Err(schema(doc.line, "missing 'logsource'"));
+        }
         let logsource = lower_logsource(doc)?;
         let body = doc
             .get("filter")
@@ -458,9 +477,17 @@ detection:
         let loaded = load_text("title: x\nlogsource: {product: aws}\n");
         assert_eq!(loaded.diagnostics[0].message, "missing 'detection'");
         assert_eq!(loaded.diagnostics[0].rule.as_deref(), Some("x"));
-        let loaded = load_text("id: abc\ndetection: {s: {a: 1}, condition: s}\n");
-        assert_eq!(loaded.diagnostics[0].message, "missing 'title'");
-        assert_eq!(loaded.diagnostics[0].rule.as_deref(), Some("abc"));
+        let loaded = load_text("description: d\ndetection: {s: {a: 1}, condition: s}\n");
+        assert_eq!(
+            loaded.diagnostics[0].message,
+            "missing 'title' (and no 'name' or 'id')"
+        );
+        // A base rule of the spec's correlation examples: only a name, no title, no logsource.
+        let loaded = load_text("name: only_name\ndetection: {s: {a: 1}, condition: s}\n");
+        assert_eq!(loaded.set.rules.len(), 1);
+        assert_eq!(loaded.set.rules[0].meta.title, "only_name");
+        assert_eq!(loaded.diagnostics.len(), 1);
+        assert!(!loaded.diagnostics[0].is_error());
         let loaded = load_text("- a\n");
         assert_eq!(
             loaded.diagnostics[0].message,
