@@ -16,17 +16,15 @@
 //!   the id), `level` (default `medium`: the spec gives no default and the correlation's level
 //!   is what its alert carries), `tags`, `description`, `references`.
 
-use crate::attack::{AttackId, from_sigma_tag};
+use super::loc;
 use crate::diag::{Code, Diagnostic};
-use crate::ir::{
-    Alias, Attack, CmpOp, Condition, Correlation, CorrelationKind, FieldPath, Format, Meta,
-    Severity, SourceLoc,
-};
+use crate::ir::{Alias, CmpOp, Condition, Correlation, CorrelationKind, FieldPath};
 use crate::rules::yaml::{Node, Value};
 
 /// Lowers one correlation document. `path` is used in diagnostics.
 pub fn lower(path: &str, doc: &Node) -> Result<Correlation, Diagnostic> {
-    let meta = lower_meta(path, doc)?;
+    // The metadata keys are those of a detection rule, and so is their lowering.
+    let meta = super::lower_meta(path, doc).map_err(|err| super::fail(path, doc, err))?;
     let cx = Cx {
         path,
         id: meta.id.clone(),
@@ -353,13 +351,6 @@ impl Cx<'_> {
     }
 }
 
-fn loc(path: &str, line: u32) -> SourceLoc {
-    SourceLoc {
-        path: path.to_string(),
-        line: Some(line),
-    }
-}
-
 fn number(node: &Node) -> Option<f64> {
     match &node.value {
         Value::Int(n) => Some(*n as f64),
@@ -369,56 +360,10 @@ fn number(node: &Node) -> Option<f64> {
     }
 }
 
-fn lower_meta(path: &str, doc: &Node) -> Result<Meta, Diagnostic> {
-    let text = |key: &str| doc.get(key).and_then(Node::scalar_text);
-    let name = text("name");
-    let id = text("id")
-        .or_else(|| name.clone())
-        .unwrap_or_else(|| format!("{path}:{}", doc.line));
-    let title = text("title").unwrap_or_else(|| id.clone());
-    let severity = match doc.get("level") {
-        None => Severity::Medium,
-        Some(node) => match node.as_str().and_then(Severity::parse) {
-            Some(severity) => severity,
-            None => {
-                return Err(Diagnostic::error(
-                    Code::Value,
-                    loc(path, node.line),
-                    "'level' must be informational, low, medium, high or critical",
-                )
-                .with_rule(id));
-            }
-        },
-    };
-    let list = |key: &str| doc.get(key).and_then(Node::string_list).unwrap_or_default();
-    let tags = list("tags");
-    let mut attack = Attack::default();
-    for tag in &tags {
-        match from_sigma_tag(tag) {
-            Some(AttackId::Tactic(id)) => attack.tactics.push(id),
-            Some(AttackId::Technique(id)) => attack.techniques.push(id),
-            None => {}
-        }
-    }
-    attack.normalize();
-    Ok(Meta {
-        id,
-        name,
-        title,
-        format: Format::Sigma,
-        severity,
-        tags,
-        attack,
-        description: text("description"),
-        references: list("references"),
-        fields: list("fields"),
-        source: loc(path, doc.line),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ir::Severity;
     use crate::rules::yaml::parse_documents;
 
     fn lower_text(text: &str) -> Result<Correlation, Diagnostic> {
@@ -480,7 +425,7 @@ mod tests {
         assert_eq!(corr.condition.comparisons, vec![(CmpOp::Gte, 3.0)]);
         assert!(corr.group_by.is_empty());
         assert!(!corr.generate);
-        assert_eq!(corr.meta.id, "test.yml:1");
+        assert_eq!(corr.meta.id, "T");
         assert_eq!(corr.meta.severity, Severity::Medium);
         let named =
             lower_text("name: n\ncorrelation:\n  type: temporal\n  rules: [a]\n  timespan: 5m\n")
@@ -588,7 +533,7 @@ mod tests {
             ),
             (
                 "id: x\nlevel: severe\ncorrelation:\n  type: temporal\n  rules: [a]\n  timespan: 1h\n",
-                Code::Value,
+                Code::Schema,
                 2,
             ),
             (

@@ -184,7 +184,7 @@ fn covers(filter: &LogSource, rule: &LogSource) -> bool {
         && part(&filter.category, &rule.category)
 }
 
-fn loc(path: &str, line: u32) -> SourceLoc {
+pub(super) fn loc(path: &str, line: u32) -> SourceLoc {
     SourceLoc {
         path: path.to_string(),
         line: Some(line),
@@ -198,7 +198,7 @@ fn handle(doc: &Node) -> Option<String> {
         .or_else(|| doc.get("title").and_then(Node::scalar_text))
 }
 
-fn fail(path: &str, doc: &Node, err: LowerError) -> Diagnostic {
+pub(super) fn fail(path: &str, doc: &Node, err: LowerError) -> Diagnostic {
     let diag = Diagnostic::error(err.code, loc(path, err.line), err.message);
     match handle(doc) {
         Some(id) => diag.with_rule(id),
@@ -236,7 +236,8 @@ fn lower_rule(path: &str, doc: &Node, ctx: &Context<'_>) -> Result<Rule, Diagnos
     })
 }
 
-fn lower_meta(path: &str, doc: &Node) -> Result<Meta, LowerError> {
+/// The metadata shared by detection rules and correlation rules.
+pub(super) fn lower_meta(path: &str, doc: &Node) -> Result<Meta, LowerError> {
     let text = |key: &str| -> Result<Option<String>, LowerError> {
         match doc.get(key) {
             None => Ok(None),
