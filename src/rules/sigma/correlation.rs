@@ -12,9 +12,9 @@
 //!   under `correlation:`. For `temporal*` the condition is optional and defaults to
 //!   `gte: <number of rules>`; the pySigma string form (`a and b`) is reported as unsupported.
 //! - `aliases`, `generate` (default false).
-//! - Metadata: `id` (falls back to `name`, then to `path:line`), `name`, `title` (falls back to
-//!   the id), `level` (default `medium`: the spec gives no default and the correlation's level
-//!   is what its alert carries), `tags`, `description`, `references`.
+//! - Metadata: lowered exactly as a detection rule's (`super::lower_meta`): `id` (falls back
+//!   to `name`, then `title`), `name`, `title` (falls back to `name`, then `id`), `level`
+//!   (default `medium`), `tags`, `description`, `references`.
 
 use super::loc;
 use crate::diag::{Code, Diagnostic};
