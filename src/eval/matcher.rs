@@ -146,8 +146,32 @@ pub(crate) fn str_matches(matcher: &StrMatch, text: &str) -> bool {
     }
     if matcher.cased {
         kind_holds(matcher.kind, text, &matcher.needle)
+    } else if text.is_ascii() && matcher.needle.is_ascii() {
+        // The common case (CloudTrail names and values): compare without folding a copy.
+        // Both sides ASCII, so Unicode folding is ASCII folding and the needle is already
+        // lower case.
+        ascii_fold_holds(matcher.kind, text.as_bytes(), matcher.needle.as_bytes())
     } else {
         kind_holds(matcher.kind, &folded(text), &matcher.needle)
+    }
+}
+
+/// `kind_holds` for an ASCII haystack against an ASCII, already folded needle, ignoring case.
+fn ascii_fold_holds(kind: StrKind, haystack: &[u8], needle: &[u8]) -> bool {
+    let n = needle.len();
+    match kind {
+        StrKind::Exact => haystack.eq_ignore_ascii_case(needle),
+        StrKind::Prefix => haystack.len() >= n && haystack[..n].eq_ignore_ascii_case(needle),
+        StrKind::Suffix => {
+            haystack.len() >= n && haystack[haystack.len() - n..].eq_ignore_ascii_case(needle)
+        }
+        StrKind::Contains => {
+            n == 0
+                || haystack
+                    .windows(n)
+                    .any(|window| window.eq_ignore_ascii_case(needle))
+        }
+        StrKind::Glob => false,
     }
 }
 
@@ -221,6 +245,34 @@ fn parse_naive(text: &str) -> Option<NaiveDateTime> {
 
 fn epoch_to_time(ms: i64) -> Option<DateTime<FixedOffset>> {
     DateTime::from_timestamp_millis(ms).map(|time| time.fixed_offset())
+}
+
+#[cfg(test)]
+mod ascii_tests {
+    use super::*;
+
+    /// The ASCII fast path and the folding path agree on every kind.
+    #[test]
+    fn ascii_fast_path_agrees_with_folding() {
+        let haystacks = ["CreateUser", "createuser", "", "xCreateUserx", "Create", "USER"];
+        let needles = ["createuser", "create", "user", "", "teus", "x"];
+        for kind in [
+            StrKind::Exact,
+            StrKind::Prefix,
+            StrKind::Suffix,
+            StrKind::Contains,
+        ] {
+            for haystack in haystacks {
+                for needle in needles {
+                    assert_eq!(
+                        ascii_fold_holds(kind, haystack.as_bytes(), needle.as_bytes()),
+                        kind_holds(kind, &fold_case(haystack), needle),
+                        "{kind:?} {haystack:?} {needle:?}"
+                    );
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
