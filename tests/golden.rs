@@ -65,6 +65,7 @@ fn case_config(dir: &Path) -> CaseConfig {
         for (key, value) in config.as_object().expect("config.json is an object") {
             match key.as_str() {
                 "max_groups" => limits.max_groups = value.as_u64().unwrap() as usize,
+                "max_entries" => limits.max_entries = value.as_u64().unwrap() as usize,
                 "max_entries_per_group" => {
                     limits.max_entries_per_group = value.as_u64().unwrap() as usize
                 }

@@ -117,6 +117,11 @@ struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_entries_per_group,
           value_parser = parse_positive)]
     max_group_entries: usize,
+    /// Most entries kept over all correlation groups (about 32 bytes each); least recently
+    /// used groups are evicted beyond it. With --max-groups, the ceiling of correlation memory.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_entries,
+          value_parser = parse_positive)]
+    max_entries: usize,
     /// Top-level key of the enrichment added to matching events (and of the error marker).
     #[arg(long, value_name = "NAME", default_value = "vigil", value_parser = parse_non_empty)]
     field: String,

@@ -25,6 +25,7 @@ pub(super) fn run(args: RunArgs) -> u8 {
     let mut config = EngineConfig::new(Limits {
         max_groups: args.max_groups,
         max_entries_per_group: args.max_group_entries,
+        max_entries: args.max_entries,
     });
     config.stream_logsource = args.logsource.clone();
     if !args.time_fields.is_empty() {
@@ -155,8 +156,10 @@ fn stats(processor: &Processor, summary: &RunSummary, elapsed_secs: f64) -> Valu
         "correlation_hits": correlation_hits,
         "correlation": {
             "live_groups": engine_stats.correlation.live_groups,
+            "live_entries": engine_stats.correlation.live_entries,
             "evicted_groups": engine_stats.correlation.evicted_groups,
             "dropped_entries": engine_stats.correlation.dropped_entries,
+            "late_events": engine_stats.correlation.late_events,
         },
         "time_fallbacks": engine_stats.time_fallbacks,
         "elapsed_secs": elapsed_secs,

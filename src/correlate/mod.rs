@@ -65,8 +65,11 @@
 //! - **`first_seen_ms`** is the oldest event time in the window that fired, whether or not
 //!   that entry was needed for the condition (for a chain, a fed-forward hit's entry has the
 //!   time of the event that carried it).
-//! - **Bounds.** One LRU across all correlations holds at most [`Limits::max_groups`] groups;
-//!   the least recently used is evicted and counted. A group keeps at most
+//! - **Bounds.** One LRU across all correlations holds at most [`Limits::max_groups`] groups
+//!   and [`Limits::max_entries`] entries over all groups; beyond either, the least recently
+//!   used group is evicted and counted. Entries are fixed-size (a `value_count` value is kept
+//!   as a keyed 64-bit hash) and group values over 128 bytes are hashed in the state key, so
+//!   the memory of all correlation state is bounded by the two limits alone. A group keeps at most
 //!   [`Limits::max_entries_per_group`] entries; the oldest go first and are counted. An
 //!   evicted or capped group can only fire later than it would have, never wrongly; an
 //!   `event_count` whose threshold exceeds the cap can never fire and is warned about.
@@ -76,6 +79,7 @@ mod window;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::hash::{BuildHasher, RandomState};
 
 use serde_json::Value;
 
@@ -92,6 +96,9 @@ pub struct Limits {
     pub max_groups: usize,
     /// Timestamps / values kept per group (`--max-group-entries`); the oldest go first.
     pub max_entries_per_group: usize,
+    /// Entries kept over all groups (`--max-entries`); least recently used groups are evicted
+    /// beyond it. With `max_groups` this caps the memory of all correlation state.
+    pub max_entries: usize,
 }
 
 impl Default for Limits {
@@ -99,6 +106,7 @@ impl Default for Limits {
         Limits {
             max_groups: 100_000,
             max_entries_per_group: 1_000,
+            max_entries: 1_000_000,
         }
     }
 }
@@ -120,6 +128,8 @@ pub struct CorrelationHit {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CorrelationStats {
     pub live_groups: u64,
+    /// Entries held over all live groups.
+    pub live_entries: u64,
     pub evicted_groups: u64,
     /// Entries dropped because a group reached its per-group cap.
     pub dropped_entries: u64,
@@ -146,6 +156,9 @@ pub struct Correlator {
     fired_groups: Vec<String>,
     /// Scratch: the encoded key of the group being fed (see [`encode_key`]).
     key: String,
+    /// Keys the hashes of `value_count` values and of long group values (random per process,
+    /// so crafted collisions cannot be precomputed).
+    hasher: RandomState,
     /// Scratch: correlations whose hits were already fed forward for the current event.
     fed_forward: Vec<usize>,
 }
@@ -292,12 +305,13 @@ impl Correlator {
             silenced_rules: silenced(&rule_alerts),
             silenced_correlations: silenced(&correlation_alerts),
             limits,
-            store: Store::new(limits.max_groups),
+            store: Store::new(limits.max_groups, limits.max_entries),
             dropped_entries: 0,
             late_events: 0,
             work: BinaryHeap::new(),
             fired_groups: Vec::new(),
             key: String::new(),
+            hasher: RandomState::new(),
             fed_forward: Vec::new(),
         };
         (correlator, diagnostics)
@@ -380,6 +394,7 @@ impl Correlator {
     pub fn stats(&self) -> CorrelationStats {
         CorrelationStats {
             live_groups: self.store.len() as u64,
+            live_entries: self.store.entries() as u64,
             evicted_groups: self.store.evicted_groups,
             dropped_entries: self.dropped_entries,
             late_events: self.late_events,
@@ -398,7 +413,7 @@ impl Correlator {
         let correlation = &self.correlations[corr];
         let datum = match (linked.aggregate, &linked.value_field) {
             (Aggregate::ValueCount, Some(field)) => {
-                Datum::Text(group_text(event.first(field)?)?.into())
+                Datum::Hash(self.hasher.hash_one(group_text(event.first(field)?)?))
             }
             (Aggregate::Sum | Aggregate::Avg | Aggregate::Percentile(_), Some(field)) => {
                 Datum::Number(number(event.first(field)?)?)
@@ -407,15 +422,15 @@ impl Correlator {
         };
         let stage = linked.inputs[input].stage;
         let group_fields = &linked.inputs[input].group_fields;
-        encode_key(&mut self.key, corr, group_fields, event);
+        encode_key(&mut self.key, corr, group_fields, event, &self.hasher);
         let entry = Entry {
             time_ms,
             stage,
             datum,
         };
         let already_fired = self.fired_groups.contains(&self.key);
-        let window = self.store.window_mut(&self.key);
-        let inserted = window.insert(
+        let inserted = self.store.insert(
+            &self.key,
             entry,
             correlation.timespan_ms,
             self.limits.max_entries_per_group,
@@ -427,7 +442,7 @@ impl Correlator {
         if !inserted.kept || already_fired {
             return None;
         }
-        let fired = window.evaluate(
+        let fired = self.store.window(&self.key)?.evaluate(
             time_ms,
             correlation.timespan_ms,
             linked.aggregate,
@@ -453,24 +468,37 @@ impl Correlator {
     }
 }
 
+/// Group-by values longer than this are kept in the state key as a hash (`#<len>:<hash>`),
+/// so a key's size is bounded whatever the events hold.
+const MAX_KEY_VALUE_BYTES: usize = 128;
+
 /// Writes the state key of one group into `key`: the correlation index, then each group-by
 /// value, length-prefixed (`+5:alice`) or `-` when missing, so that no two groups share a
 /// key (a missing field differs from an empty string) and no allocation is needed to look
-/// up a group that exists.
-fn encode_key(key: &mut String, corr: usize, fields: &[FieldPath], event: &Event<'_>) {
+/// up a group that exists. Values over [`MAX_KEY_VALUE_BYTES`] are written as a keyed hash.
+fn encode_key(
+    key: &mut String,
+    corr: usize,
+    fields: &[FieldPath],
+    event: &Event<'_>,
+    hasher: &RandomState,
+) {
     use std::fmt::Write;
     key.clear();
     let _ = write!(key, "{corr}/");
     for field in fields {
-        match event.first(field) {
-            None | Some(Value::Null) => key.push('-'),
-            Some(Value::String(text)) => {
-                let _ = write!(key, "+{}:{text}", text.len());
+        let text = match event.first(field) {
+            None | Some(Value::Null) => {
+                key.push('-');
+                continue;
             }
-            Some(other) => {
-                let text = other.to_string();
-                let _ = write!(key, "+{}:{text}", text.len());
-            }
+            Some(Value::String(text)) => std::borrow::Cow::Borrowed(text.as_str()),
+            Some(other) => std::borrow::Cow::Owned(other.to_string()),
+        };
+        if text.len() > MAX_KEY_VALUE_BYTES {
+            let _ = write!(key, "#{}:{:016x}", text.len(), hasher.hash_one(&*text));
+        } else {
+            let _ = write!(key, "+{}:{text}", text.len());
         }
     }
 }

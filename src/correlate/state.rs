@@ -12,18 +12,26 @@ use std::num::NonZeroUsize;
 
 use lru::LruCache;
 
-use super::window::Window;
+use super::window::{Entry, Inserted, Window};
 
+/// Two bounds, both enforced by evicting the least recently used group: the number of groups
+/// (`--max-groups`) and the number of entries over all groups (`--max-entries`), so that the
+/// memory of the whole correlation state has one ceiling however the groups are sized.
 pub(crate) struct Store {
     groups: LruCache<String, Window>,
+    /// Entries held over all groups.
+    entries: usize,
+    max_entries: usize,
     pub evicted_groups: u64,
 }
 
 impl Store {
-    pub fn new(max_groups: usize) -> Store {
+    pub fn new(max_groups: usize, max_entries: usize) -> Store {
         let capacity = NonZeroUsize::new(max_groups).unwrap_or(NonZeroUsize::MIN);
         Store {
             groups: LruCache::new(capacity),
+            entries: 0,
+            max_entries: max_entries.max(1),
             evicted_groups: 0,
         }
     }
@@ -32,17 +40,58 @@ impl Store {
         self.groups.len()
     }
 
-    /// The window of `key`, created empty when absent; marks it most recently used. Creating
-    /// a group in a full cache evicts the least recently used one, and counts it.
-    pub fn window_mut(&mut self, key: &str) -> &mut Window {
-        if self.groups.len() >= self.groups.cap().get() && !self.groups.contains(key) {
-            self.evicted_groups += 1;
+    /// Entries held over all groups.
+    pub fn entries(&self) -> usize {
+        self.entries
+    }
+
+    /// Inserts `entry` into the window of `key` (created empty when absent, and marked most
+    /// recently used), then evicts least recently used groups, and counts them, until both
+    /// bounds hold again. The group just fed is the most recently used, so it goes last: it is
+    /// only ever evicted when it alone exceeds the entry budget, which the per-group cap
+    /// prevents unless `max_entries < max_entries_per_group`.
+    pub fn insert(
+        &mut self,
+        key: &str,
+        entry: Entry,
+        timespan_ms: i64,
+        max_entries_per_group: usize,
+    ) -> Inserted {
+        if !self.groups.contains(key) {
+            while self.groups.len() >= self.groups.cap().get() {
+                self.evict_lru();
+            }
+            self.groups.put(key.to_string(), Window::default());
         }
-        self.groups.get_or_insert_mut_ref(key, Window::default)
+        let Some(window) = self.groups.get_mut(key) else {
+            return Inserted::default();
+        };
+        let before = window.len();
+        let inserted = window.insert(entry, timespan_ms, max_entries_per_group);
+        let after = window.len();
+        self.entries = self.entries + after - before;
+        while self.entries > self.max_entries && self.groups.len() > 1 {
+            self.evict_lru();
+        }
+        inserted
+    }
+
+    /// The window of `key`, without touching its recency.
+    pub fn window(&self, key: &str) -> Option<&Window> {
+        self.groups.peek(key)
     }
 
     pub fn remove(&mut self, key: &str) {
-        self.groups.pop(key);
+        if let Some(window) = self.groups.pop(key) {
+            self.entries -= window.len();
+        }
+    }
+
+    fn evict_lru(&mut self) {
+        if let Some((_, window)) = self.groups.pop_lru() {
+            self.entries -= window.len();
+            self.evicted_groups += 1;
+        }
     }
 }
 
@@ -55,26 +104,52 @@ mod tests {
         format!("0/+{}:{value}", value.len())
     }
 
-    #[test]
-    fn lru_bound_and_eviction_count() {
-        let mut store = Store::new(2);
-        let entry = Entry {
-            time_ms: 1,
+    fn entry(time_ms: i64) -> Entry {
+        Entry {
+            time_ms,
             stage: 0,
             datum: Datum::None,
-        };
-        store.window_mut(&key("a")).insert(entry.clone(), 10, 10);
-        store.window_mut(&key("b"));
-        store.window_mut(&key("a"));
+        }
+    }
+
+    #[test]
+    fn lru_bound_and_eviction_count() {
+        let mut store = Store::new(2, 100);
+        store.insert(&key("a"), entry(1), 10, 10);
+        store.insert(&key("b"), entry(1), 10, 10);
+        store.insert(&key("a"), entry(2), 10, 10);
         assert_eq!(store.evicted_groups, 0);
         // "b" is the least recently used.
-        store.window_mut(&key("c"));
+        store.insert(&key("c"), entry(1), 10, 10);
         assert_eq!(store.evicted_groups, 1);
         assert_eq!(store.len(), 2);
-        assert_eq!(store.window_mut(&key("a")).len(), 1);
-        assert_eq!(store.evicted_groups, 1);
+        assert!(store.window(&key("b")).is_none());
+        assert_eq!(store.window(&key("a")).map(Window::len), Some(2));
+        assert_eq!(store.entries(), 3);
         store.remove(&key("a"));
         assert_eq!(store.len(), 1);
-        assert_eq!(Store::new(0).groups.cap().get(), 1);
+        assert_eq!(store.entries(), 1);
+        assert_eq!(Store::new(0, 0).groups.cap().get(), 1);
+    }
+
+    #[test]
+    fn entry_budget_evicts_least_recently_used_groups() {
+        let mut store = Store::new(100, 5);
+        for time in 0..3 {
+            store.insert(&key("a"), entry(time), 100, 10);
+        }
+        store.insert(&key("b"), entry(0), 100, 10);
+        store.insert(&key("b"), entry(1), 100, 10);
+        assert_eq!((store.entries(), store.evicted_groups), (5, 0));
+        // One more entry anywhere: "a", the least recently used, goes.
+        store.insert(&key("c"), entry(0), 100, 10);
+        assert_eq!((store.entries(), store.evicted_groups), (3, 1));
+        assert!(store.window(&key("a")).is_none());
+        // A group that alone exceeds the budget is kept; the others make room.
+        for time in 0..8 {
+            store.insert(&key("d"), entry(time), 100, 10);
+        }
+        assert_eq!(store.len(), 1);
+        assert_eq!(store.entries(), 8);
     }
 }

@@ -741,6 +741,7 @@ correlation:
     let limits = Limits {
         max_groups: 10,
         max_entries_per_group: 10,
+        max_entries: 1_000_000,
     };
     let (mut c, diagnostics) = Correlator::new(&set(vec![rule("r", None)], yaml), limits);
     let warned: Vec<&str> = diagnostics
@@ -762,6 +763,7 @@ fn per_group_cap_drops_oldest_entries() {
     let limits = Limits {
         max_groups: 10,
         max_entries_per_group: 3,
+        max_entries: 1_000_000,
     };
     let yaml = "
 id: c
@@ -784,6 +786,7 @@ fn a_million_distinct_keys_stay_within_the_bound() {
     let limits = Limits {
         max_groups: 1_000,
         max_entries_per_group: 4,
+        max_entries: 1_000_000,
     };
     let yaml = "
 id: c
@@ -812,7 +815,37 @@ correlation:
     assert!(out.is_empty());
     let stats = c.stats();
     assert_eq!(stats.live_groups, 1_000);
+    assert_eq!(stats.live_entries, 1_000);
     assert_eq!(stats.evicted_groups, n - 1_000);
+}
+
+#[test]
+fn the_entry_budget_bounds_state_across_groups() {
+    // Few groups allowed many entries each: the global entry budget is the binding bound.
+    let limits = Limits {
+        max_groups: 1_000,
+        max_entries_per_group: 1_000,
+        max_entries: 2_000,
+    };
+    let yaml = "
+id: c
+correlation:
+  type: event_count
+  rules: [r]
+  group-by: [k]
+  timespan: 1h
+  condition: {gte: 100000}
+";
+    let (mut c, _) = Correlator::new(&set(vec![rule("r", None)], yaml), limits);
+    let mut out = Vec::new();
+    for i in 0..100_000_i64 {
+        let event = json!({"k": (i % 50).to_string()});
+        c.observe(&Event::new(&event), i, &[0], &mut out);
+        assert!(c.stats().live_entries <= 2_000);
+    }
+    let stats = c.stats();
+    assert!(stats.live_entries <= 2_000);
+    assert!(stats.evicted_groups > 0);
 }
 
 #[test]
@@ -820,6 +853,7 @@ fn results_survive_eviction_of_unrelated_groups() {
     let limits = Limits {
         max_groups: 3,
         max_entries_per_group: 100,
+        max_entries: 1_000_000,
     };
     let yaml = "
 id: c
@@ -850,4 +884,37 @@ correlation:
     assert_eq!(fired_at, Some(4));
     assert!(c.stats().evicted_groups >= 8, "{:?}", c.stats());
     assert!(c.stats().live_groups <= 3);
+}
+
+#[test]
+fn long_group_values_keep_keys_small_and_groups_apart() {
+    let mut c = correlator(
+        vec![rule("r", None)],
+        "id: c\ncorrelation:\n  type: event_count\n  rules: [r]\n  group-by: [u]\n  timespan: 1h\n  condition: {gte: 2}\n",
+    );
+    let long_a = format!("{}a", "x".repeat(10_000));
+    let long_b = format!("{}b", "x".repeat(10_000));
+    // Same 10 kB prefix, different values: two groups, neither at 2 yet.
+    assert!(observe(&mut c, &json!({"u": long_a}), S, &[0]).is_empty());
+    assert!(observe(&mut c, &json!({"u": long_b}), 2 * S, &[0]).is_empty());
+    assert!(c.key.len() < 200, "state key of {} bytes", c.key.len());
+    // The second event with the same long value fires, and the hit shows the full value.
+    let hits = observe(&mut c, &json!({"u": long_a}), 3 * S, &[0]);
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].group, group(&[("u", &long_a)]));
+}
+
+#[test]
+fn value_count_counts_distinct_long_values() {
+    let mut c = correlator(
+        vec![rule("r", None)],
+        "id: c\ncorrelation:\n  type: value_count\n  rules: [r]\n  timespan: 1h\n  condition: {gte: 3, field: v}\n",
+    );
+    let value = |tail: &str| format!("{}{tail}", "y".repeat(5_000));
+    assert!(observe(&mut c, &json!({"v": value("1")}), S, &[0]).is_empty());
+    assert!(observe(&mut c, &json!({"v": value("1")}), 2 * S, &[0]).is_empty());
+    assert!(observe(&mut c, &json!({"v": value("2")}), 3 * S, &[0]).is_empty());
+    let hits = observe(&mut c, &json!({"v": value("3")}), 4 * S, &[0]);
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].value, 3.0);
 }

@@ -19,8 +19,9 @@ use crate::ir::Condition;
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Datum {
     None,
-    /// A `value_count` value, as text.
-    Text(Box<str>),
+    /// A `value_count` value, as a keyed 64-bit hash of its text: the count only needs
+    /// distinctness, and a fixed-size entry keeps a group's memory independent of value length.
+    Hash(u64),
     /// A `value_sum` / `value_avg` / `value_percentile` value.
     Number(f64),
 }
@@ -81,7 +82,6 @@ pub(crate) struct Window {
 }
 
 impl Window {
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -169,9 +169,9 @@ fn aggregate_over<'a>(
     match aggregate {
         Aggregate::EventCount => Some(n as f64),
         Aggregate::ValueCount => {
-            let distinct: HashSet<&str> = entries
-                .filter_map(|e| match &e.datum {
-                    Datum::Text(text) => Some(&**text),
+            let distinct: HashSet<u64> = entries
+                .filter_map(|e| match e.datum {
+                    Datum::Hash(hash) => Some(hash),
                     _ => None,
                 })
                 .collect();

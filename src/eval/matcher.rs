@@ -254,7 +254,14 @@ mod ascii_tests {
     /// The ASCII fast path and the folding path agree on every kind.
     #[test]
     fn ascii_fast_path_agrees_with_folding() {
-        let haystacks = ["CreateUser", "createuser", "", "xCreateUserx", "Create", "USER"];
+        let haystacks = [
+            "CreateUser",
+            "createuser",
+            "",
+            "xCreateUserx",
+            "Create",
+            "USER",
+        ];
         let needles = ["createuser", "create", "user", "", "teus", "x"];
         for kind in [
             StrKind::Exact,
