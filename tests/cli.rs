@@ -140,6 +140,15 @@ fn read_all_in_thread<R: Read + Send + 'static>(mut reader: R) -> thread::JoinHa
     })
 }
 
+/// Sends a signal with the shell's built-in `kill`, which every POSIX `sh` has (a separate
+/// `kill` binary may not be installed).
+fn send_signal(child: &Child, signal: &str) -> ExitStatus {
+    Command::new("sh")
+        .args(["-c", &format!("kill -{signal} {}", child.id())])
+        .status()
+        .unwrap()
+}
+
 fn wait_timeout(child: &mut Child, timeout: Duration) -> ExitStatus {
     let start = Instant::now();
     loop {
@@ -501,10 +510,7 @@ fn sigterm_finishes_buffered_lines_flushes_and_exits_0() {
     // An incomplete line: dropped at shutdown, and reported.
     stdin.write_all(b"{\"partial\":").unwrap();
     stdin.flush().unwrap();
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let status = send_signal(&child, "TERM");
     assert!(status.success());
     let status = wait_timeout(&mut child, TIMEOUT);
     assert_eq!(status.code(), Some(0));
@@ -528,10 +534,7 @@ fn sigint_is_handled_like_sigterm() {
     stdin.write_all(b"{\"a\":1}\n").unwrap();
     stdin.flush().unwrap();
     assert_eq!(lines.recv_timeout(TIMEOUT).unwrap(), "{\"a\":1}");
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let status = send_signal(&child, "INT");
     assert!(status.success());
     assert_eq!(wait_timeout(&mut child, TIMEOUT).code(), Some(0));
     drop(stdin);
