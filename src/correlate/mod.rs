@@ -77,14 +77,13 @@
 mod state;
 mod window;
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasher, RandomState};
 
-use serde_json::Value;
-
 use crate::diag::{Code, Diagnostic};
-use crate::eval::event::Event;
+use crate::eval::event::{Event, number_of, text_of};
 use crate::ir::{CmpOp, Correlation, CorrelationKind, FieldPath, RuleSet};
 use state::Store;
 use window::{Aggregate, Datum, Entry};
@@ -413,10 +412,10 @@ impl Correlator {
         let correlation = &self.correlations[corr];
         let datum = match (linked.aggregate, &linked.value_field) {
             (Aggregate::ValueCount, Some(field)) => {
-                Datum::Hash(self.hasher.hash_one(group_text(event.first(field)?)?))
+                Datum::Hash(self.hasher.hash_one(text_of(event.first(field)?)?))
             }
             (Aggregate::Sum | Aggregate::Avg | Aggregate::Percentile(_), Some(field)) => {
-                Datum::Number(number(event.first(field)?)?)
+                Datum::Number(number_of(event.first(field)?)?)
             }
             _ => Datum::None,
         };
@@ -453,8 +452,8 @@ impl Correlator {
             .iter()
             .zip(group_fields)
             .map(|(name, field)| {
-                let value = event.first(field).and_then(group_text);
-                (name.clone(), value.unwrap_or_default())
+                let value = event.first(field).and_then(text_of);
+                (name.clone(), value.map(Cow::into_owned).unwrap_or_default())
             })
             .collect();
         self.store.remove(&self.key);
@@ -487,13 +486,9 @@ fn encode_key(
     key.clear();
     let _ = write!(key, "{corr}/");
     for field in fields {
-        let text = match event.first(field) {
-            None | Some(Value::Null) => {
-                key.push('-');
-                continue;
-            }
-            Some(Value::String(text)) => std::borrow::Cow::Borrowed(text.as_str()),
-            Some(other) => std::borrow::Cow::Owned(other.to_string()),
+        let Some(text) = event.first(field).and_then(text_of) else {
+            key.push('-');
+            continue;
         };
         if text.len() > MAX_KEY_VALUE_BYTES {
             let _ = write!(key, "#{}:{:016x}", text.len(), hasher.hash_one(&*text));
@@ -501,26 +496,6 @@ fn encode_key(
             let _ = write!(key, "+{}:{text}", text.len());
         }
     }
-}
-
-/// A value as a group key part: strings as they are, numbers and booleans as JSON text,
-/// arrays and objects as compact JSON; `null` is missing.
-fn group_text(value: &Value) -> Option<String> {
-    match value {
-        Value::Null => None,
-        Value::String(text) => Some(text.clone()),
-        other => Some(other.to_string()),
-    }
-}
-
-/// A numeric value: a JSON number or a string that parses as a finite number.
-fn number(value: &Value) -> Option<f64> {
-    let number = match value {
-        Value::Number(number) => number.as_f64()?,
-        Value::String(text) => text.trim().parse::<f64>().ok()?,
-        _ => return None,
-    };
-    number.is_finite().then_some(number)
 }
 
 /// The field group-by name `group` reads for the input known by `handles` (reference as

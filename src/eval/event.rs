@@ -8,6 +8,8 @@
 //! - the value found at the end is handed to the caller as is, arrays included (the matcher
 //!   decides that "any element matches").
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use crate::ir::FieldPath;
@@ -52,6 +54,30 @@ impl<'a> Event<'a> {
     pub fn exists(&self, path: &FieldPath) -> bool {
         self.any_value(path, &mut |_| true)
     }
+}
+
+/// The text a value compares as, for every rule format and for correlation keys: strings as
+/// they are, numbers and booleans as their JSON text, objects and arrays as compact JSON;
+/// `null` has none.
+pub fn text_of(value: &Value) -> Option<Cow<'_, str>> {
+    match value {
+        Value::String(text) => Some(Cow::Borrowed(text)),
+        Value::Bool(true) => Some(Cow::Borrowed("true")),
+        Value::Bool(false) => Some(Cow::Borrowed("false")),
+        Value::Number(number) => Some(Cow::Owned(number.to_string())),
+        Value::Object(_) | Value::Array(_) => Some(Cow::Owned(value.to_string())),
+        Value::Null => None,
+    }
+}
+
+/// The number a value compares as: a JSON number, or a string that parses as a finite number.
+pub fn number_of(value: &Value) -> Option<f64> {
+    let number = match value {
+        Value::Number(number) => number.as_f64()?,
+        Value::String(text) => text.trim().parse::<f64>().ok()?,
+        _ => return None,
+    };
+    number.is_finite().then_some(number)
 }
 
 fn walk<'a>(

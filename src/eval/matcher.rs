@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, Timelike};
 use serde_json::Value;
 
-use super::event::Event;
+use super::event::{Event, number_of, text_of};
 use super::time::parse_time_ms;
 use crate::ir::{DatePart, Expr, FieldPath, Predicate, StrKind, StrMatch, fold_case};
 
@@ -72,11 +72,11 @@ fn any_scalar<'a>(value: &'a Value, visit: &mut dyn FnMut(&'a Value) -> bool) ->
 fn value_matches(pred: &Predicate, value: &Value) -> bool {
     match pred {
         Predicate::Null | Predicate::Exists(_) | Predicate::FieldRef { .. } => false,
-        Predicate::Str(matcher) => match value_text(value) {
+        Predicate::Str(matcher) => match text_of(value) {
             Some(text) => str_matches(matcher, &text),
             None => false,
         },
-        Predicate::Regex(regex) => match value_text(value) {
+        Predicate::Regex(regex) => match text_of(value) {
             Some(text) => regex.is_match(&text),
             None => false,
         },
@@ -100,30 +100,6 @@ fn value_matches(pred: &Predicate, value: &Value) -> bool {
             None => false,
         },
     }
-}
-
-/// The text a string comparison sees: strings as they are, numbers and booleans as their JSON
-/// text, objects as compact JSON; `null` has none. Arrays are fanned out by the caller; an
-/// array nested in an object is part of the object's text.
-fn value_text(value: &Value) -> Option<Cow<'_, str>> {
-    match value {
-        Value::String(text) => Some(Cow::Borrowed(text)),
-        Value::Bool(true) => Some(Cow::Borrowed("true")),
-        Value::Bool(false) => Some(Cow::Borrowed("false")),
-        Value::Number(number) => Some(Cow::Owned(number.to_string())),
-        Value::Object(_) | Value::Array(_) => Some(Cow::Owned(value.to_string())),
-        Value::Null => None,
-    }
-}
-
-/// Numbers, and strings that parse as a finite number.
-fn number_of(value: &Value) -> Option<f64> {
-    let number = match value {
-        Value::Number(number) => number.as_f64()?,
-        Value::String(text) => text.trim().parse::<f64>().ok()?,
-        _ => return None,
-    };
-    number.is_finite().then_some(number)
 }
 
 /// Folds `text` unless it is ASCII without upper-case letters (then it is borrowed).
@@ -187,7 +163,7 @@ fn kind_holds(kind: StrKind, haystack: &str, needle: &str) -> bool {
 }
 
 fn fieldref_holds(left: &Value, right: &Value, kind: StrKind, cased: bool) -> bool {
-    let (Some(left), Some(right)) = (value_text(left), value_text(right)) else {
+    let (Some(left), Some(right)) = (text_of(left), text_of(right)) else {
         return false;
     };
     if cased {

@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::diag::{Code, Diagnostic};
-use crate::ir::{RuleSet, SourceLoc};
+use crate::ir::{Meta, RuleSet, SourceLoc};
 
 /// Options shared by the loaders.
 #[derive(Clone, Debug, Default)]
@@ -106,39 +106,47 @@ impl Loader {
     pub fn finish(mut self) -> Loaded {
         let filters = std::mem::take(&mut self.loaded.sigma_filters);
         sigma::apply_filters(&filters, &mut self.loaded);
+        // Rules and correlations share one id space: correlations reference both.
         let mut seen = HashSet::new();
-        let mut diagnostics = Vec::new();
-        self.loaded.set.rules.retain(|rule| {
-            let fresh = seen.insert(rule.meta.id.clone());
-            if !fresh {
-                diagnostics.push(
-                    Diagnostic::error(
-                        Code::DuplicateId,
-                        rule.meta.source.clone(),
-                        "another rule with this id was loaded first; this one is skipped",
-                    )
-                    .with_rule(rule.meta.id.clone()),
-                );
-            }
-            fresh
-        });
-        self.loaded.set.correlations.retain(|corr| {
-            let fresh = seen.insert(corr.meta.id.clone());
-            if !fresh {
-                diagnostics.push(
-                    Diagnostic::error(
-                        Code::DuplicateId,
-                        corr.meta.source.clone(),
-                        "another rule with this id was loaded first; this one is skipped",
-                    )
-                    .with_rule(corr.meta.id.clone()),
-                );
-            }
-            fresh
-        });
-        self.loaded.diagnostics.extend(diagnostics);
+        let loaded = &mut self.loaded;
+        drop_duplicate_ids(
+            &mut loaded.set.rules,
+            |rule| &rule.meta,
+            &mut seen,
+            &mut loaded.diagnostics,
+        );
+        drop_duplicate_ids(
+            &mut loaded.set.correlations,
+            |corr| &corr.meta,
+            &mut seen,
+            &mut loaded.diagnostics,
+        );
         self.loaded
     }
+}
+
+/// Keeps the first item of each id and reports the others.
+fn drop_duplicate_ids<T>(
+    items: &mut Vec<T>,
+    meta: impl Fn(&T) -> &Meta,
+    seen: &mut HashSet<String>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    items.retain(|item| {
+        let meta = meta(item);
+        let fresh = seen.insert(meta.id.clone());
+        if !fresh {
+            diagnostics.push(
+                Diagnostic::error(
+                    Code::DuplicateId,
+                    meta.source.clone(),
+                    "another rule with this id was loaded first; this one is skipped",
+                )
+                .with_rule(meta.id.clone()),
+            );
+        }
+        fresh
+    });
 }
 
 /// Loads the embedded default pack.
@@ -180,5 +188,41 @@ fn collect_rule_files(dir: &Path, out: &mut Vec<PathBuf>, diags: &mut Vec<Diagno
         ) {
             out.push(path);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULE: &str =
+        "title: t\nid: same\nlogsource: {product: aws}\ndetection: {s: {a: 1}, condition: s}\n";
+
+    #[test]
+    fn the_first_of_two_ids_wins_across_files_and_kinds() {
+        let mut loader = Loader::new(LoadOptions::default());
+        loader.add_source("a.yml", RULE);
+        loader.add_source("b.yml", &RULE.replace("title: t", "title: second"));
+        loader.add_source(
+            "c.yml",
+            "title: c\nid: same\ncorrelation: {type: event_count, rules: [same], timespan: 1h, condition: {gte: 2}}\n",
+        );
+        let loaded = loader.finish();
+        assert_eq!(loaded.set.rules.len(), 1);
+        assert_eq!(loaded.set.rules[0].meta.title, "t");
+        assert!(loaded.set.correlations.is_empty());
+        let rendered: Vec<String> = loaded.diagnostics.iter().map(ToString::to_string).collect();
+        assert_eq!(rendered.len(), 2, "{rendered:?}");
+        assert!(rendered[0].starts_with("b.yml:1: error[duplicate-id] rule same:"));
+        assert!(rendered[1].starts_with("c.yml:1: error[duplicate-id] rule same:"));
+    }
+
+    #[test]
+    fn unknown_file_types_are_reported() {
+        let mut loader = Loader::new(LoadOptions::default());
+        loader.add_source("rules.txt", "hello");
+        let loaded = loader.finish();
+        assert_eq!(loaded.n_errors(), 1);
+        assert_eq!(loaded.diagnostics[0].code, Code::Unsupported);
     }
 }
