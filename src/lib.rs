@@ -11,8 +11,8 @@
 //! ```
 //!
 //! Rules come from `rules` (Sigma today; Panther and Elastic next), which lowers every format
-//! into `ir`. Modules in reading order: `ir`, `rules`, `eval`, `correlate`, `enrich`,
-//! `protocol`, `cli`.
+//! into `ir`. Modules in reading order: `ir`, `rules`, `event`, `eval`, `correlate`,
+//! `enrich`, `protocol`, `cli`.
 
 pub mod attack;
 pub mod cli;
@@ -20,6 +20,7 @@ pub mod correlate;
 pub mod diag;
 pub mod enrich;
 pub mod eval;
+pub mod event;
 pub mod ir;
 pub mod protocol;
 pub mod rules;

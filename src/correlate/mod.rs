@@ -83,7 +83,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasher, RandomState};
 
 use crate::diag::{Code, Diagnostic};
-use crate::eval::event::{Event, number_of, text_of};
+use crate::event::{Event, number_of, text_of};
 use crate::ir::{CmpOp, Correlation, CorrelationKind, FieldPath, RuleSet};
 use state::Store;
 use window::{Aggregate, Datum, Entry};

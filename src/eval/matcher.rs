@@ -16,8 +16,8 @@ use std::net::IpAddr;
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, Timelike};
 use serde_json::Value;
 
-use super::event::{Event, number_of, text_of};
 use super::time::parse_time_ms;
+use crate::event::{Event, number_of, text_of};
 use crate::ir::{DatePart, Expr, FieldPath, Predicate, StrKind, StrMatch, fold_case};
 
 /// True when `expr` holds for `event`.

@@ -2,7 +2,6 @@
 //! matches to the correlator. It owns no I/O: the caller hands in a parsed event and the arrival
 //! time, and gets [`Detections`] back (the protocol layer turns them into output bytes).
 
-pub mod event;
 pub mod matcher;
 pub mod time;
 
@@ -10,8 +9,8 @@ use serde_json::Value;
 
 use crate::correlate::{CorrelationHit, CorrelationStats, Correlator, Limits};
 use crate::diag::Diagnostic;
+use crate::event::Event;
 use crate::ir::{Correlation, FieldPath, LogSource, Rule, RuleSet};
-use event::Event;
 
 /// How the engine is set up; built by the CLI from flags.
 #[derive(Clone, Debug)]

@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use super::event::Event;
+use crate::event::Event;
 use crate::ir::FieldPath;
 
 pub const DEFAULT_TIME_FIELDS: &[&str] = &["eventTime", "@timestamp", "timestamp", "time", "date"];
