@@ -13,6 +13,11 @@
 
 use crate::ir::Expr;
 
+/// The deepest nesting of parentheses and `not` accepted. Real conditions nest a few levels;
+/// the parser (and everything that walks the expression) recurses once per level, so an
+/// absurdly nested condition in a rule file must be refused rather than overflow the stack.
+pub const MAX_DEPTH: usize = 64;
+
 /// A parsed condition, before identifiers are resolved.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Cond {
@@ -51,7 +56,11 @@ pub fn parse(text: &str) -> Result<Cond, CondError> {
                 .to_string(),
         ));
     }
-    let mut parser = Parser { tokens, pos: 0 };
+    let mut parser = Parser {
+        tokens,
+        pos: 0,
+        depth: 0,
+    };
     let cond = parser.or_expr()?;
     match parser.peek() {
         None => Ok(cond),
@@ -187,6 +196,8 @@ fn tokenize(text: &str) -> Result<Vec<Token>, CondError> {
 struct Parser {
     tokens: Vec<Token>,
     pos: usize,
+    /// Parentheses and `not`s open around the current position.
+    depth: usize,
 }
 
 impl Parser {
@@ -236,9 +247,23 @@ impl Parser {
     fn not_expr(&mut self) -> Result<Cond, CondError> {
         if self.peek_word(0) == Some("not") {
             self.pos += 1;
-            return Ok(Cond::Not(Box::new(self.not_expr()?)));
+            self.enter()?;
+            let inner = self.not_expr()?;
+            self.depth -= 1;
+            return Ok(Cond::Not(Box::new(inner)));
         }
         self.primary()
+    }
+
+    /// One more level of nesting, refused beyond [`MAX_DEPTH`].
+    fn enter(&mut self) -> Result<(), CondError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(CondError::Invalid(format!(
+                "condition nests deeper than {MAX_DEPTH} levels"
+            )));
+        }
+        Ok(())
     }
 
     fn primary(&mut self) -> Result<Cond, CondError> {
@@ -249,7 +274,9 @@ impl Parser {
         };
         let word = match token {
             Token::Open => {
+                self.enter()?;
                 let inner = self.or_expr()?;
+                self.depth -= 1;
                 return match self.next() {
                     Some(Token::Close) => Ok(inner),
                     Some(other) => Err(CondError::Invalid(format!(
@@ -395,6 +422,23 @@ mod tests {
         ));
         assert!(matches!(parse("a near b"), Err(CondError::Unsupported(_))));
         assert!(matches!(parse("near b"), Err(CondError::Unsupported(_))));
+    }
+
+    /// A condition nested deeper than any real rule is refused, not a stack overflow.
+    #[test]
+    fn deep_nesting_is_refused() {
+        let deep_parens = format!("{}a{}", "(".repeat(100_000), ")".repeat(100_000));
+        let deep_nots = "not ".repeat(100_000) + "a";
+        for text in [deep_parens, deep_nots] {
+            assert_eq!(
+                parse(&text),
+                Err(CondError::Invalid(format!(
+                    "condition nests deeper than {MAX_DEPTH} levels"
+                )))
+            );
+        }
+        let ok = format!("{}a{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
+        assert_eq!(parse(&ok), Ok(ident("a")));
     }
 
     fn leaf(name: &str) -> Expr {
