@@ -904,3 +904,65 @@ fn logsource_flag_routes_unrecognised_events() {
     assert!(out.status.success(), "{}", out.stderr_text());
     assert_eq!(out.stdout_lines(), [event]);
 }
+
+// The embedded default pack.
+
+/// A `PutUserPolicy` record carrying the policy `document` (a JSON string, as CloudTrail has it).
+fn put_user_policy(document: &str) -> String {
+    serde_json::json!({
+        "eventVersion": "1.08",
+        "eventSource": "iam.amazonaws.com",
+        "eventName": "PutUserPolicy",
+        "awsRegion": "us-east-1",
+        "requestParameters": {"userName": "someone", "policyName": "p", "policyDocument": document},
+    })
+    .to_string()
+}
+
+#[test]
+fn default_pack_inline_full_access_needs_an_allow() {
+    const RULE: &str = "55c2bc49-fb8b-4dc3-af3f-f6ac822c7a31";
+    let doc = |statements: &str| {
+        put_user_policy(&format!(
+            "{{\n\t\"Version\": \"2012-10-17\",\n\t\"Statement\": [{statements}]\n}}"
+        ))
+    };
+    let cases = [
+        // Quarantine: deny everything (Panther's AWSCompromisedKeyQuarantine test event).
+        (
+            doc(r#"{"Sid": "DenyAll", "Effect": "Deny", "Action": ["*"], "Resource": ["*"]}"#),
+            false,
+        ),
+        (
+            doc(
+                r#"{"Effect":"Deny","Action":"*","Resource":"*"},{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}"#,
+            ),
+            false,
+        ),
+        (
+            doc(r#"{"Effect": "Allow", "Action": ["*"], "Resource": ["*"]}"#),
+            true,
+        ),
+        (
+            doc(r#"{"Action":"*","Resource":"*","Effect":"Allow"}"#),
+            true,
+        ),
+        (
+            doc(
+                r#"{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"},{"Effect":"Allow","Action":"*","Resource":"*"}"#,
+            ),
+            true,
+        ),
+    ];
+    let input: String = cases.iter().map(|(line, _)| format!("{line}\n")).collect();
+    let out = run(&[], input);
+    assert!(out.status.success(), "{}", out.stderr_text());
+    let records = out.stdout_json();
+    assert_eq!(records.len(), cases.len());
+    for ((line, want), record) in cases.iter().zip(&records) {
+        let fired = record["vigil"]["matches"]
+            .as_array()
+            .is_some_and(|matches| matches.iter().any(|m| m["id"] == RULE));
+        assert_eq!(fired, *want, "{line}");
+    }
+}
