@@ -230,6 +230,27 @@ fn crlf_lines_lose_only_the_cr() {
 }
 
 #[test]
+fn byte_order_mark_at_the_start_of_the_input_is_dropped() {
+    let rules = matching_rules("bom");
+    let mut input = b"\xef\xbb\xbf".to_vec();
+    input.extend_from_slice(format!("{CREATE_USER}\n{LIST_USERS}\n").as_bytes());
+    let out = run(&["--rules", rules.arg()], input);
+    assert!(out.status.success(), "{}", out.stderr_text());
+    let records = out.stdout_json();
+    assert_eq!(records.len(), 2);
+    // The first event is evaluated (not an invalid_json record) and written without the mark.
+    assert_eq!(records[0]["vigil"]["matches"][0]["id"], RULE_ID);
+    assert!(out.stdout_lines()[0].starts_with(&CREATE_USER[..CREATE_USER.len() - 1]));
+    assert_eq!(out.stdout_lines()[1], LIST_USERS);
+    // Only at the start: a mark later in the stream is bad input like any other.
+    let out = run(
+        &["--rules", rules.arg()],
+        format!("{LIST_USERS}\n\u{feff}{LIST_USERS}\n"),
+    );
+    assert_eq!(error_kind(&out.stdout_json()[1]), "invalid_json");
+}
+
+#[test]
 fn final_line_without_newline_is_processed() {
     let rules = empty_rules("final");
     let out = run(&["--rules", rules.arg()], "{\"a\":1}\n{\"b\":2}");
