@@ -429,6 +429,21 @@ fn five_mib_line_is_too_long_by_default() {
 }
 
 #[test]
+fn too_long_message_is_cut_on_a_character_boundary() {
+    let rules = empty_rules("cut");
+    // `{"m":"` is 6 bytes, each `é` 2: an 11-byte limit falls inside the third `é`, both for a
+    // line the reader still holds whole and for one it stopped buffering.
+    for total in [20, 200_000] {
+        let line = format!("{{\"m\":\"{}\"}}\n", "é".repeat(total));
+        let out = run(&["--rules", rules.arg(), "--max-line-bytes", "11"], line);
+        assert!(out.status.success(), "{}", out.stderr_text());
+        let records = out.stdout_json();
+        assert_eq!(error_kind(&records[0]), "too_long");
+        assert_eq!(records[0]["message"], "{\"m\":\"éé");
+    }
+}
+
+#[test]
 fn five_mib_line_passes_with_a_larger_max() {
     let rules = empty_rules("big-max");
     let input = five_mib_input();

@@ -222,7 +222,7 @@ impl Processor {
                 self.config.max_line_bytes
             ),
         );
-        self.write_error_record(prefix, ErrorKind::TooLong, out);
+        self.write_error_record(whole_chars(prefix), ErrorKind::TooLong, out);
     }
 
     fn too_long(&mut self, prefix: &[u8], line: &[u8], out: &mut Vec<u8>) {
@@ -235,7 +235,9 @@ impl Processor {
             ),
         );
         match self.config.invalid {
-            InvalidPolicy::Wrap => self.write_error_record(prefix, ErrorKind::TooLong, out),
+            InvalidPolicy::Wrap => {
+                self.write_error_record(whole_chars(prefix), ErrorKind::TooLong, out)
+            }
             InvalidPolicy::Pass => self.write_raw(line, out),
         }
     }
@@ -381,6 +383,15 @@ fn payload<'a>(value: &'a Value, fields: &[String]) -> Result<Payload<'a>, (Erro
             ErrorKind::PayloadInvalid,
             format!("payload field {name} holds a {}", json_type(other)),
         )),
+    }
+}
+
+/// `prefix` without the start of a UTF-8 character that the cut at `--max-line-bytes` split, so
+/// the error record's message neither ends in a replacement character nor exceeds the limit.
+fn whole_chars(prefix: &[u8]) -> &[u8] {
+    match std::str::from_utf8(prefix) {
+        Err(err) if err.error_len().is_none() => &prefix[..err.valid_up_to()],
+        _ => prefix,
     }
 }
 
