@@ -57,16 +57,28 @@ impl<'a> Event<'a> {
 }
 
 /// The text a value compares as, for every rule format and for correlation keys: strings as
-/// they are, numbers and booleans as their JSON text, objects and arrays as compact JSON;
-/// `null` has none.
+/// they are, numbers and booleans as their JSON text ([`number_text`]), objects and arrays as
+/// compact JSON; `null` has none.
 pub fn text_of(value: &Value) -> Option<Cow<'_, str>> {
     match value {
         Value::String(text) => Some(Cow::Borrowed(text)),
         Value::Bool(true) => Some(Cow::Borrowed("true")),
         Value::Bool(false) => Some(Cow::Borrowed("false")),
-        Value::Number(number) => Some(Cow::Owned(number.to_string())),
+        Value::Number(number) => Some(Cow::Owned(number_text(number))),
         Value::Object(_) | Value::Array(_) => Some(Cow::Owned(value.to_string())),
         Value::Null => None,
+    }
+}
+
+/// The canonical text of a JSON number. `10`, `10.0` and `1e1` are the same JSON number, so a
+/// whole float within the exactly representable range is written as an integer (`10`): a rule
+/// value `10` matches all three, and they group and count as one value in correlations.
+pub fn number_text(number: &serde_json::Number) -> String {
+    match number.as_f64() {
+        Some(float) if number.is_f64() && float.fract() == 0.0 && float.abs() < 9.0e15 => {
+            format!("{}", float as i64)
+        }
+        _ => number.to_string(),
     }
 }
 
@@ -130,5 +142,19 @@ mod tests {
         let ev = Event::new(&event);
         assert!(ev.exists(&FieldPath::new("userIdentity")));
         assert!(!ev.exists(&FieldPath::new("nope")));
+    }
+
+    #[test]
+    fn whole_floats_read_as_integers() {
+        let text = |value: Value| text_of(&value).map(Cow::into_owned);
+        assert_eq!(text(json!(10)).as_deref(), Some("10"));
+        assert_eq!(text(json!(10.0)).as_deref(), Some("10"));
+        assert_eq!(text(json!(-0.0)).as_deref(), Some("0"));
+        assert_eq!(text(json!(10.5)).as_deref(), Some("10.5"));
+        assert_eq!(text(json!(1e300)).as_deref(), Some("1e+300"));
+        assert_eq!(
+            text(json!(u64::MAX)).as_deref(),
+            Some("18446744073709551615")
+        );
     }
 }

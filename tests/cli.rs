@@ -230,6 +230,27 @@ fn crlf_lines_lose_only_the_cr() {
 }
 
 #[test]
+fn byte_order_mark_at_the_start_of_the_input_is_dropped() {
+    let rules = matching_rules("bom");
+    let mut input = b"\xef\xbb\xbf".to_vec();
+    input.extend_from_slice(format!("{CREATE_USER}\n{LIST_USERS}\n").as_bytes());
+    let out = run(&["--rules", rules.arg()], input);
+    assert!(out.status.success(), "{}", out.stderr_text());
+    let records = out.stdout_json();
+    assert_eq!(records.len(), 2);
+    // The first event is evaluated (not an invalid_json record) and written without the mark.
+    assert_eq!(records[0]["vigil"]["matches"][0]["id"], RULE_ID);
+    assert!(out.stdout_lines()[0].starts_with(&CREATE_USER[..CREATE_USER.len() - 1]));
+    assert_eq!(out.stdout_lines()[1], LIST_USERS);
+    // Only at the start: a mark later in the stream is bad input like any other.
+    let out = run(
+        &["--rules", rules.arg()],
+        format!("{LIST_USERS}\n\u{feff}{LIST_USERS}\n"),
+    );
+    assert_eq!(error_kind(&out.stdout_json()[1]), "invalid_json");
+}
+
+#[test]
 fn final_line_without_newline_is_processed() {
     let rules = empty_rules("final");
     let out = run(&["--rules", rules.arg()], "{\"a\":1}\n{\"b\":2}");
@@ -405,6 +426,21 @@ fn five_mib_line_is_too_long_by_default() {
     assert_eq!(stats["errors"]["too_long"], 1);
     assert_eq!(stats["lines_in"], 3);
     assert_eq!(stats["bytes_in"], five_mib_input().len());
+}
+
+#[test]
+fn too_long_message_is_cut_on_a_character_boundary() {
+    let rules = empty_rules("cut");
+    // `{"m":"` is 6 bytes, each `é` 2: an 11-byte limit falls inside the third `é`, both for a
+    // line the reader still holds whole and for one it stopped buffering.
+    for total in [20, 200_000] {
+        let line = format!("{{\"m\":\"{}\"}}\n", "é".repeat(total));
+        let out = run(&["--rules", rules.arg(), "--max-line-bytes", "11"], line);
+        assert!(out.status.success(), "{}", out.stderr_text());
+        let records = out.stdout_json();
+        assert_eq!(error_kind(&records[0]), "too_long");
+        assert_eq!(records[0]["message"], "{\"m\":\"éé");
+    }
 }
 
 #[test]
@@ -671,6 +707,8 @@ fn bad_flag_values_exit_2() {
         &["--invalid", "drop"],
         &["--logsource", "a:b:c:d"],
         &["--payload", "a,,b"],
+        // The error record's text key: the marker would be a duplicate key.
+        &["--field", "message"],
         &["--no-such-flag"],
         &["check"],
     ] {
@@ -903,4 +941,66 @@ fn logsource_flag_routes_unrecognised_events() {
     );
     assert!(out.status.success(), "{}", out.stderr_text());
     assert_eq!(out.stdout_lines(), [event]);
+}
+
+// The embedded default pack.
+
+/// A `PutUserPolicy` record carrying the policy `document` (a JSON string, as CloudTrail has it).
+fn put_user_policy(document: &str) -> String {
+    serde_json::json!({
+        "eventVersion": "1.08",
+        "eventSource": "iam.amazonaws.com",
+        "eventName": "PutUserPolicy",
+        "awsRegion": "us-east-1",
+        "requestParameters": {"userName": "someone", "policyName": "p", "policyDocument": document},
+    })
+    .to_string()
+}
+
+#[test]
+fn default_pack_inline_full_access_needs_an_allow() {
+    const RULE: &str = "55c2bc49-fb8b-4dc3-af3f-f6ac822c7a31";
+    let doc = |statements: &str| {
+        put_user_policy(&format!(
+            "{{\n\t\"Version\": \"2012-10-17\",\n\t\"Statement\": [{statements}]\n}}"
+        ))
+    };
+    let cases = [
+        // Quarantine: deny everything (Panther's AWSCompromisedKeyQuarantine test event).
+        (
+            doc(r#"{"Sid": "DenyAll", "Effect": "Deny", "Action": ["*"], "Resource": ["*"]}"#),
+            false,
+        ),
+        (
+            doc(
+                r#"{"Effect":"Deny","Action":"*","Resource":"*"},{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}"#,
+            ),
+            false,
+        ),
+        (
+            doc(r#"{"Effect": "Allow", "Action": ["*"], "Resource": ["*"]}"#),
+            true,
+        ),
+        (
+            doc(r#"{"Action":"*","Resource":"*","Effect":"Allow"}"#),
+            true,
+        ),
+        (
+            doc(
+                r#"{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"},{"Effect":"Allow","Action":"*","Resource":"*"}"#,
+            ),
+            true,
+        ),
+    ];
+    let input: String = cases.iter().map(|(line, _)| format!("{line}\n")).collect();
+    let out = run(&[], input);
+    assert!(out.status.success(), "{}", out.stderr_text());
+    let records = out.stdout_json();
+    assert_eq!(records.len(), cases.len());
+    for ((line, want), record) in cases.iter().zip(&records) {
+        let fired = record["vigil"]["matches"]
+            .as_array()
+            .is_some_and(|matches| matches.iter().any(|m| m["id"] == RULE));
+        assert_eq!(fired, *want, "{line}");
+    }
 }

@@ -123,7 +123,7 @@ struct RunArgs {
           value_parser = parse_positive)]
     max_entries: usize,
     /// Top-level key of the enrichment added to matching events (and of the error marker).
-    #[arg(long, value_name = "NAME", default_value = "vigil", value_parser = parse_non_empty)]
+    #[arg(long, value_name = "NAME", default_value = "vigil", value_parser = parse_field_name)]
     field: String,
     /// Longest input line accepted, in bytes. A longer line is written as a `too_long` error
     /// record carrying its first N bytes (or passed through with `--invalid pass`); at most
@@ -325,6 +325,15 @@ fn parse_non_empty(text: &str) -> Result<String, String> {
     Ok(text.to_string())
 }
 
+/// `--field`: not empty, and not `message`, the error record's other key (an error record
+/// would otherwise hold `message` twice and lose the raw text to most JSON parsers).
+fn parse_field_name(text: &str) -> Result<String, String> {
+    if text == "message" {
+        return Err("must not be 'message', the key of an error record's text".to_string());
+    }
+    parse_non_empty(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,6 +421,7 @@ mod tests {
         assert!(parse(&["--max-groups", "-1"]).is_err());
         assert!(parse(&["--max-group-entries", "ten"]).is_err());
         assert!(parse(&["--field", ""]).is_err());
+        assert!(parse(&["--field", "message"]).is_err());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, Timelike};
 use serde_json::Value;
 
 use super::time::parse_time_ms;
-use crate::event::{Event, number_of, text_of};
+use crate::event::{Event, number_of, number_text, text_of};
 use crate::ir::{DatePart, Expr, FieldPath, Predicate, StrKind, StrMatch, fold_case};
 
 /// True when `expr` holds for `event`.
@@ -179,7 +179,7 @@ fn keyword_matches(value: &Value, matcher: &StrMatch) -> bool {
         Value::String(text) => str_matches(matcher, text),
         Value::Bool(true) => str_matches(matcher, "true"),
         Value::Bool(false) => str_matches(matcher, "false"),
-        Value::Number(number) => str_matches(matcher, &number.to_string()),
+        Value::Number(number) => str_matches(matcher, &number_text(number)),
         Value::Array(items) => items.iter().any(|item| keyword_matches(item, matcher)),
         Value::Object(map) => map.values().any(|item| keyword_matches(item, matcher)),
     }

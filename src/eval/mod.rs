@@ -91,16 +91,16 @@ impl Engine {
         }
         let cloudtrail = LogSource::new(Some("aws"), Some("cloudtrail"), None);
         let stream = config.stream_logsource.clone().unwrap_or_default();
-        let admitted = |source: &LogSource| -> Vec<usize> {
+        let admitted = |admits: &dyn Fn(&LogSource) -> bool| -> Vec<usize> {
             set.rules
                 .iter()
                 .enumerate()
-                .filter(|(_, rule)| rule.logsource.admits(source))
+                .filter(|(_, rule)| admits(&rule.logsource))
                 .map(|(idx, _)| idx)
                 .collect()
         };
-        let cloudtrail_rules = admitted(&cloudtrail);
-        let stream_rules = admitted(&stream);
+        let cloudtrail_rules = admitted(&|rule| rule.admits_known(&cloudtrail));
+        let stream_rules = admitted(&|rule| rule.admits(&stream));
         let stats = EngineStats {
             rule_hits: vec![0; set.rules.len()],
             correlation_hits: vec![0; set.correlations.len()],

@@ -120,6 +120,18 @@ impl LogSource {
             && part(&self.service, &stream.service)
             && part(&self.category, &stream.category)
     }
+
+    /// Like [`LogSource::admits`], for a source vigil recognised itself (CloudTrail by shape),
+    /// whose every part is known: a part the source does not have excludes a rule that names
+    /// it, so a `category: proxy` rule never runs on CloudTrail.
+    pub fn admits_known(&self, source: &LogSource) -> bool {
+        fn part(rule: &Option<String>, source: &Option<String>) -> bool {
+            rule.is_none() || rule == source
+        }
+        part(&self.product, &source.product)
+            && part(&self.service, &source.service)
+            && part(&self.category, &source.category)
+    }
 }
 
 impl fmt::Display for LogSource {
@@ -628,6 +640,13 @@ mod tests {
         assert!(rule.admits(&LogSource::new(Some("AWS"), Some("cloudtrail"), None)));
         assert!(!rule.admits(&LogSource::new(Some("okta"), Some("okta"), None)));
         assert!(rule.admits(&LogSource::default()));
+        let proxy = LogSource::new(None, None, Some("proxy"));
+        let cloudtrail = LogSource::new(Some("aws"), Some("cloudtrail"), None);
+        assert!(proxy.admits(&LogSource::new(Some("okta"), Some("okta"), None)));
+        assert!(!proxy.admits_known(&cloudtrail));
+        assert!(rule.admits_known(&cloudtrail));
+        assert!(LogSource::new(Some("aws"), None, None).admits_known(&cloudtrail));
+        assert!(LogSource::default().admits_known(&cloudtrail));
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //!
 //! Per input line, exactly one output line (or one per record with `--unwrap`), unless
 //! `--only-matches` drops the lines without detections:
-//! - a JSON object without detections: the line as it came (a trailing `\r` removed);
+//! - a JSON object without detections: the line as it came (a trailing `\r` removed, and a
+//!   UTF-8 byte order mark at the very start of the input);
 //! - a JSON object with detections: the same bytes with the enrichment spliced in;
 //! - anything else: an error record `{"message": "<raw text>", "vigil": {"error": "<kind>"}}`
 //!   (or, with `--invalid pass`, the raw bytes), counted per kind.
@@ -163,7 +164,12 @@ impl Processor {
     /// Processes one complete line (without its `\n`) and appends the output to `out`.
     /// `arrival_ms` is the wall-clock time, used when an event carries no parseable time.
     pub fn process_line(&mut self, line: &[u8], arrival_ms: i64, out: &mut Vec<u8>) {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let mut line = line.strip_suffix(b"\r").unwrap_or(line);
+        if self.counters.lines_in == 0 {
+            // Files saved by Windows tools start with a UTF-8 byte order mark, which is not
+            // JSON: drop it from the first line rather than lose that event as bad input.
+            line = line.strip_prefix(b"\xef\xbb\xbf").unwrap_or(line);
+        }
         self.counters.lines_in += 1;
         self.counters.bytes_in += line.len() as u64 + 1;
         if line.len() > self.config.max_line_bytes {
@@ -216,7 +222,7 @@ impl Processor {
                 self.config.max_line_bytes
             ),
         );
-        self.write_error_record(prefix, ErrorKind::TooLong, out);
+        self.write_error_record(whole_chars(prefix), ErrorKind::TooLong, out);
     }
 
     fn too_long(&mut self, prefix: &[u8], line: &[u8], out: &mut Vec<u8>) {
@@ -229,7 +235,9 @@ impl Processor {
             ),
         );
         match self.config.invalid {
-            InvalidPolicy::Wrap => self.write_error_record(prefix, ErrorKind::TooLong, out),
+            InvalidPolicy::Wrap => {
+                self.write_error_record(whole_chars(prefix), ErrorKind::TooLong, out)
+            }
             InvalidPolicy::Pass => self.write_raw(line, out),
         }
     }
@@ -375,6 +383,15 @@ fn payload<'a>(value: &'a Value, fields: &[String]) -> Result<Payload<'a>, (Erro
             ErrorKind::PayloadInvalid,
             format!("payload field {name} holds a {}", json_type(other)),
         )),
+    }
+}
+
+/// `prefix` without the start of a UTF-8 character that the cut at `--max-line-bytes` split, so
+/// the error record's message neither ends in a replacement character nor exceeds the limit.
+fn whole_chars(prefix: &[u8]) -> &[u8] {
+    match std::str::from_utf8(prefix) {
+        Err(err) if err.error_len().is_none() => &prefix[..err.valid_up_to()],
+        _ => prefix,
     }
 }
 

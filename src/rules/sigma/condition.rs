@@ -13,6 +13,11 @@
 
 use crate::ir::Expr;
 
+/// The deepest nesting of parentheses and `not` accepted. Real conditions nest a few levels;
+/// the parser (and everything that walks the expression) recurses once per level, so an
+/// absurdly nested condition in a rule file must be refused rather than overflow the stack.
+pub const MAX_DEPTH: usize = 64;
+
 /// A parsed condition, before identifiers are resolved.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Cond {
@@ -51,7 +56,11 @@ pub fn parse(text: &str) -> Result<Cond, CondError> {
                 .to_string(),
         ));
     }
-    let mut parser = Parser { tokens, pos: 0 };
+    let mut parser = Parser {
+        tokens,
+        pos: 0,
+        depth: 0,
+    };
     let cond = parser.or_expr()?;
     match parser.peek() {
         None => Ok(cond),
@@ -119,12 +128,34 @@ fn selects(pattern: &str, ident: &str) -> bool {
 }
 
 /// `*` matches any run of characters; everything else matches itself. Whole-name match.
+/// Greedy with one backtrack point (the last star), so it runs in O(pattern x text) time
+/// whatever the number of stars.
 fn wildcard_match(pattern: &[u8], text: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => text.is_empty(),
-        Some((b'*', rest)) => (0..=text.len()).any(|skip| wildcard_match(rest, &text[skip..])),
-        Some((head, rest)) => text.first() == Some(head) && wildcard_match(rest, &text[1..]),
+    let (mut p, mut t) = (0, 0);
+    // Position of the last star seen, and the text position it currently stands for.
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, t));
+                p += 1;
+            }
+            Some(&c) if c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                // Let the last star swallow one more character and retry from there.
+                Some((star_p, star_t)) => {
+                    p = star_p + 1;
+                    t = star_t + 1;
+                    star = Some((star_p, star_t + 1));
+                }
+                None => return false,
+            },
+        }
     }
+    pattern[p..].iter().all(|&c| c == b'*')
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -187,6 +218,8 @@ fn tokenize(text: &str) -> Result<Vec<Token>, CondError> {
 struct Parser {
     tokens: Vec<Token>,
     pos: usize,
+    /// Parentheses and `not`s open around the current position.
+    depth: usize,
 }
 
 impl Parser {
@@ -236,9 +269,23 @@ impl Parser {
     fn not_expr(&mut self) -> Result<Cond, CondError> {
         if self.peek_word(0) == Some("not") {
             self.pos += 1;
-            return Ok(Cond::Not(Box::new(self.not_expr()?)));
+            self.enter()?;
+            let inner = self.not_expr()?;
+            self.depth -= 1;
+            return Ok(Cond::Not(Box::new(inner)));
         }
         self.primary()
+    }
+
+    /// One more level of nesting, refused beyond [`MAX_DEPTH`].
+    fn enter(&mut self) -> Result<(), CondError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(CondError::Invalid(format!(
+                "condition nests deeper than {MAX_DEPTH} levels"
+            )));
+        }
+        Ok(())
     }
 
     fn primary(&mut self) -> Result<Cond, CondError> {
@@ -249,7 +296,9 @@ impl Parser {
         };
         let word = match token {
             Token::Open => {
+                self.enter()?;
                 let inner = self.or_expr()?;
+                self.depth -= 1;
                 return match self.next() {
                     Some(Token::Close) => Ok(inner),
                     Some(other) => Err(CondError::Invalid(format!(
@@ -397,6 +446,23 @@ mod tests {
         assert!(matches!(parse("near b"), Err(CondError::Unsupported(_))));
     }
 
+    /// A condition nested deeper than any real rule is refused, not a stack overflow.
+    #[test]
+    fn deep_nesting_is_refused() {
+        let deep_parens = format!("{}a{}", "(".repeat(100_000), ")".repeat(100_000));
+        let deep_nots = "not ".repeat(100_000) + "a";
+        for text in [deep_parens, deep_nots] {
+            assert_eq!(
+                parse(&text),
+                Err(CondError::Invalid(format!(
+                    "condition nests deeper than {MAX_DEPTH} levels"
+                )))
+            );
+        }
+        let ok = format!("{}a{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
+        assert_eq!(parse(&ok), Ok(ident("a")));
+    }
+
     fn leaf(name: &str) -> Expr {
         Expr::field(name, Predicate::Exists(true))
     }
@@ -446,5 +512,19 @@ mod tests {
         assert!(wildcard_match(b"s*l*n", b"selection"));
         assert!(!wildcard_match(b"sel", b"selection"));
         assert!(!wildcard_match(b"*x*", b"selection"));
+        assert!(wildcard_match(b"*", b""));
+        assert!(wildcard_match(b"a**", b"a"));
+        assert!(wildcard_match(b"*_*_x", b"a_b_c_x"));
+        assert!(!wildcard_match(b"*_*_x", b"a_b_c_y"));
+    }
+
+    /// Many stars against a long name must not backtrack exponentially (this took hours).
+    #[test]
+    fn many_wildcards_stay_fast() {
+        let pattern = "*a".repeat(14) + "*b";
+        let name = "a".repeat(60);
+        let started = std::time::Instant::now();
+        assert!(!wildcard_match(pattern.as_bytes(), name.as_bytes()));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
     }
 }
