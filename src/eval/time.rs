@@ -2,8 +2,10 @@
 //!
 //! Correlation windows run on event time. By default the first of `eventTime`, `@timestamp`,
 //! `timestamp`, `time`, `date` that parses wins; `--time-field` names one field instead.
-//! Accepted forms: an RFC 3339 string, or epoch seconds / milliseconds as a number or a numeric
-//! string (values above 10^11 are taken as milliseconds). The caller falls back to arrival time.
+//! Accepted forms: an RFC 3339 string; a date and time without an offset (`2025-01-21
+//! 17:49:47.000000000`, as Panther writes `p_event_time`, or with a `T`), taken as UTC; or
+//! epoch seconds / milliseconds as a number or a numeric string (values above 10^11 are taken
+//! as milliseconds). The caller falls back to arrival time.
 
 use serde_json::Value;
 
@@ -29,10 +31,16 @@ pub fn parse_time_ms(value: &Value) -> Option<i64> {
 }
 
 fn parse_time_text(text: &str) -> Option<i64> {
-    if let Ok(parsed) = chrono::DateTime::parse_from_rfc3339(text.trim()) {
+    let text = text.trim();
+    if let Ok(parsed) = chrono::DateTime::parse_from_rfc3339(text) {
         return Some(parsed.timestamp_millis());
     }
-    text.trim().parse::<f64>().ok().and_then(epoch_ms)
+    for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+        if let Ok(parsed) = chrono::NaiveDateTime::parse_from_str(text, format) {
+            return Some(parsed.and_utc().timestamp_millis());
+        }
+    }
+    text.parse::<f64>().ok().and_then(epoch_ms)
 }
 
 fn epoch_ms(number: f64) -> Option<i64> {
@@ -74,7 +82,16 @@ mod tests {
             Some(1_688_989_320_123)
         );
         assert_eq!(parse_time_ms(&json!("1688989320")), Some(1_688_989_320_000));
+        assert_eq!(
+            parse_time_ms(&json!("2023-07-10 11:42:00.000000000")),
+            Some(1_688_989_320_000)
+        );
+        assert_eq!(
+            parse_time_ms(&json!("2023-07-10T11:42:00.25")),
+            Some(1_688_989_320_250)
+        );
         assert_eq!(parse_time_ms(&json!("yesterday")), None);
+        assert_eq!(parse_time_ms(&json!("2023-07-10")), None);
         assert_eq!(parse_time_ms(&json!(true)), None);
     }
 
