@@ -372,3 +372,59 @@ fn example_sample_fires_the_default_pack() {
     // The first line (alice's MFA sign-in) only feeds a generate: false correlation.
     assert!(records[0]["vigil"]["severity"].is_null());
 }
+
+/// The default pack on the real Stratus Red Team capture (every AWS technique detonated in one
+/// account): the attacks it was written for are found in real CloudTrail, not only in our
+/// sample.
+#[test]
+fn default_pack_detects_stratus_techniques_in_real_cloudtrail() {
+    let Some(corpus) = corpus() else { return };
+    let input = std::fs::read(corpus.join("events/invictus_sigma_aws_stratus_cloudtrail.ndjson"))
+        .expect("read the Stratus capture");
+    let output = run_vigil(&[], input.clone());
+    assert_pass_through("stratus capture", &input, &output);
+    let mut fired = std::collections::BTreeSet::new();
+    for line in lines(&output.stdout) {
+        let record: Value = serde_json::from_slice(line).expect("JSON output line");
+        let vigil = &record["vigil"];
+        for entry in vigil["matches"].as_array().into_iter().flatten() {
+            if entry["alert"] == true {
+                fired.insert(entry["id"].as_str().unwrap_or_default().to_string());
+            }
+        }
+        for entry in vigil["correlations"].as_array().into_iter().flatten() {
+            fired.insert(entry["id"].as_str().unwrap_or_default().to_string());
+        }
+    }
+    for (id, what) in [
+        (
+            ADMIN_USER_CORRELATION_ID,
+            "iam-backdoor-user: user created then given admin",
+        ),
+        (
+            "276d207e-bb8a-4865-bedd-7d1fefe154f5",
+            "ec2-get-user-data: bulk user-data reads",
+        ),
+        (
+            "8eb28bf9-892d-4f3e-a5d7-4ea8701f0ba8",
+            "cloudtrail-stop: logging stopped",
+        ),
+        (
+            "801d6378-6755-4275-b827-25fff94cf116",
+            "vpc-remove-flow-logs: flow logs deleted",
+        ),
+        (
+            "ab3271cb-dd6c-43cf-a248-3fbdfea2e269",
+            "ebs-snapshot-shared: snapshot shared",
+        ),
+        (
+            "16e295ab-ae8d-4c1b-bf25-fcb8cc5cde78",
+            "ec2-security-group-open-port-22-ingress",
+        ),
+    ] {
+        assert!(
+            fired.contains(id),
+            "{what} ({id}) not detected; fired: {fired:?}"
+        );
+    }
+}
