@@ -503,6 +503,30 @@ fn closed_stdout_ends_the_run_with_exit_0() {
 }
 
 #[test]
+fn closed_stdout_is_noticed_while_stdin_is_idle() {
+    let rules = empty_rules("epipe-idle");
+    let mut child = spawn(&["--rules", rules.arg(), "--stats"]);
+    let mut stdin = child.stdin.take().unwrap();
+    let stderr = read_all_in_thread(child.stderr.take().unwrap());
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    stdin.write_all(b"{}\n").unwrap();
+    stdin.flush().unwrap();
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert_eq!(first, "{}\n");
+    // The host stops reading but keeps stdin open and writes nothing more.
+    drop(stdout);
+    let status = wait_timeout(&mut child, TIMEOUT);
+    assert_eq!(status.code(), Some(0));
+    let stats = stderr_json_lines(&stderr.join().unwrap())
+        .into_iter()
+        .find(|l| l["msg"] == "stats")
+        .unwrap();
+    assert_eq!(stats["ending"], "broken_pipe");
+    drop(stdin);
+}
+
+#[test]
 fn idle_flush_without_closing_stdin() {
     for flag in [None, Some("--line-buffered")] {
         let rules = empty_rules("idle");

@@ -51,7 +51,8 @@
 //!   promptly. An over-long line in progress is finished as `too_long`; a short incomplete
 //!   line is dropped and reported. A second signal kills the process at once (the default
 //!   action).
-//! - Closed stdout (EPIPE): [`Ending::BrokenPipe`], quietly; the caller exits 0.
+//! - Closed stdout (EPIPE): [`Ending::BrokenPipe`], quietly; the caller exits 0. With
+//!   [`PolledStdin`] it is noticed within [`STOP_POLL_MS`] even while stdin is idle.
 //! - A read error on stdin: reported, the lines read so far are finished, [`Ending::ReadError`].
 
 use std::io::{self, Read, Write};
@@ -163,15 +164,34 @@ impl Default for PolledStdin {
 }
 
 impl Read for PolledStdin {
+    /// Also watches stdout: when the host closes its end (POLLERR on a pipe, POLLHUP on a
+    /// hung-up terminal or socket), the read fails with `BrokenPipe`, so a closed stdout ends
+    /// the run even while stdin is idle, not only at the next write.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut poll_fd = libc::pollfd {
-            fd: libc::STDIN_FILENO,
-            events: libc::POLLIN,
-            revents: 0,
+        let mut poll_fds = [
+            libc::pollfd {
+                fd: libc::STDIN_FILENO,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: libc::STDOUT_FILENO,
+                events: 0,
+                revents: 0,
+            },
+        ];
+        // SAFETY: `poll_fds` is an array of valid, initialised `pollfd`s that outlives the
+        // call, and the count passed is its length.
+        let ready = unsafe {
+            libc::poll(
+                poll_fds.as_mut_ptr(),
+                poll_fds.len() as libc::nfds_t,
+                STOP_POLL_MS,
+            )
         };
-        // SAFETY: `poll_fd` is one valid, initialised `pollfd` that outlives the call, and the
-        // count passed is 1.
-        let ready = unsafe { libc::poll(&mut poll_fd, 1, STOP_POLL_MS) };
+        if ready > 0 && poll_fds[1].revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
         match ready {
             // Nothing yet, or a signal arrived: let the caller check for a stop and retry.
             0 => Err(io::ErrorKind::Interrupted.into()),
@@ -313,6 +333,10 @@ fn pump_messages<W: Write, E: Write>(
                 pump.finish()?;
                 pump.sink.flush()?;
                 return Ok(Ending::Eof);
+            }
+            // Stdout closed while the reader waited (see `PolledStdin`).
+            Message::ReadError(err) if err.kind() == io::ErrorKind::BrokenPipe => {
+                return Ok(Ending::BrokenPipe);
             }
             Message::ReadError(err) => {
                 pump.reporter.event(
