@@ -503,6 +503,30 @@ fn closed_stdout_ends_the_run_with_exit_0() {
 }
 
 #[test]
+fn closed_stdout_is_noticed_while_stdin_is_idle() {
+    let rules = empty_rules("epipe-idle");
+    let mut child = spawn(&["--rules", rules.arg(), "--stats"]);
+    let mut stdin = child.stdin.take().unwrap();
+    let stderr = read_all_in_thread(child.stderr.take().unwrap());
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    stdin.write_all(b"{}\n").unwrap();
+    stdin.flush().unwrap();
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert_eq!(first, "{}\n");
+    // The host stops reading but keeps stdin open and writes nothing more.
+    drop(stdout);
+    let status = wait_timeout(&mut child, TIMEOUT);
+    assert_eq!(status.code(), Some(0));
+    let stats = stderr_json_lines(&stderr.join().unwrap())
+        .into_iter()
+        .find(|l| l["msg"] == "stats")
+        .unwrap();
+    assert_eq!(stats["ending"], "broken_pipe");
+    drop(stdin);
+}
+
+#[test]
 fn idle_flush_without_closing_stdin() {
     for flag in [None, Some("--line-buffered")] {
         let rules = empty_rules("idle");
@@ -559,6 +583,54 @@ fn sigterm_finishes_buffered_lines_flushes_and_exits_0() {
     assert_eq!(stats["lines_out"], 3);
     // The partial line may or may not have been read before the signal arrived.
     assert!(stats["discarded_bytes"] == 0 || stats["discarded_bytes"] == 11);
+}
+
+#[test]
+fn sigterm_under_backpressure_loses_no_byte_it_read() {
+    // vigil's stdout is not read, so it blocks, and stdin fills up behind it; then SIGTERM.
+    // Every byte vigil took from stdin must come out as a line or be counted as discarded:
+    // after a stop it must read nothing more.
+    let rules = empty_rules("sigterm-full");
+    let (stdin_read, mut stdin_write) = std::io::pipe().unwrap();
+    let mut leftover = stdin_read.try_clone().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["--rules", rules.arg(), "--stats"])
+        .stdin(stdin_read)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let line = format!("{{\"pad\":\"{}\"}}\n", "x".repeat(1_000));
+    let input = line.repeat(4_000);
+    let total = input.len();
+    let writer = thread::spawn(move || {
+        // Blocks until the test drains the pipe below; dropping the writer then ends it.
+        let _ = stdin_write.write_all(input.as_bytes());
+    });
+    thread::sleep(Duration::from_millis(500));
+    assert!(send_signal(&child, "TERM").success());
+    let stdout = read_all_in_thread(child.stdout.take().unwrap());
+    let stderr = read_all_in_thread(child.stderr.take().unwrap());
+    let status = wait_timeout(&mut child, TIMEOUT);
+    assert_eq!(status.code(), Some(0));
+    // What vigil did not read is still in the pipe.
+    let mut left = Vec::new();
+    let reader = thread::spawn(move || leftover.read_to_end(&mut left).map(|_| left.len()));
+    writer.join().unwrap();
+    let left = reader.join().unwrap().unwrap();
+    let stdout = stdout.join().unwrap();
+    let stats = stderr_json_lines(&stderr.join().unwrap())
+        .into_iter()
+        .find(|l| l["msg"] == "stats")
+        .unwrap();
+    assert_eq!(stats["ending"], "signal");
+    let read_by_vigil = (total - left) as u64;
+    assert_eq!(stats["bytes_in"].as_u64().unwrap(), stdout.len() as u64);
+    assert_eq!(
+        stats["bytes_in"].as_u64().unwrap() + stats["discarded_bytes"].as_u64().unwrap(),
+        read_by_vigil,
+        "bytes vigil read from stdin but neither wrote nor counted: {stats}"
+    );
 }
 
 #[test]

@@ -59,7 +59,7 @@ pub(super) fn run(args: RunArgs) -> u8 {
     let start = Instant::now();
     let result = pio::run(
         &mut processor,
-        io::stdin(),
+        pio::PolledStdin::new(),
         io::stdout().lock(),
         io::stderr(),
         options,

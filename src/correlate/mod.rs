@@ -27,10 +27,11 @@
 //!   within the window, the correlation fires once the events that satisfy it have all
 //!   arrived, with the same value and `first_seen_ms`. Only the carrier changes: it is the
 //!   event whose arrival completes the condition, i.e. the last of them to arrive.
-//! - **Horizon.** A group forgets entries at or before `newest - timespan`, `newest` being
-//!   the greatest event time the group has seen. An event that old when it arrives can no
-//!   longer share a window with the newest one; it is too late, counted in
-//!   [`CorrelationStats::late_events`], and ignored.
+//! - **Horizon.** An event at or before `newest - timespan`, `newest` being the greatest
+//!   event time its group has seen, can no longer share a window with the newest one when it
+//!   arrives; it is too late, counted in [`CorrelationStats::late_events`], and ignored. A
+//!   group forgets entries one timespan later, at or before `newest - 2 * timespan`: a late
+//!   event just inside the horizon is evaluated in windows reaching back that far.
 //! - **`temporal_ordered`.** The referenced rules must have matched in the listed order *by
 //!   event time* (greedy earliest match, EQL-style) within one window; arrival order does not
 //!   matter. Events with the same time count as being in either order. The aggregate is the

@@ -215,10 +215,10 @@ fn window_expiry_and_late_events() {
     // Behind the horizon (16s - 10s): too late, counted, ignored.
     assert!(observe(&mut c, &alice, 5 * S, &[0]).is_empty());
     assert_eq!(c.stats().late_events, 1);
-    // Within the window of 11.5s and 16s.
+    // Not too late: its own window (-3s, 7s] holds 1s and 6s, as it would have in order.
     let hits = observe(&mut c, &alice, 7 * S, &[0]);
     assert_eq!(hits.len(), 1);
-    assert_eq!(hits[0].first_seen_ms, 7 * S);
+    assert_eq!(hits[0].first_seen_ms, S);
 }
 
 #[test]
@@ -917,4 +917,48 @@ fn value_count_counts_distinct_long_values() {
     let hits = observe(&mut c, &json!({"v": value("3")}), 4 * S, &[0]);
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].value, 3.0);
+}
+
+#[test]
+fn a_late_event_sees_the_older_entries_of_its_own_window() {
+    let yaml = "
+id: pair
+correlation:
+  type: event_count
+  rules: [a]
+  group-by: [user]
+  timespan: 10s
+  condition: {gte: 2}
+---
+id: then
+correlation:
+  type: temporal_ordered
+  rules: [a, b]
+  group-by: [user]
+  timespan: 10s
+";
+    let alice = json!({"user": "alice"});
+    // `(time, rule)`: a at 0s and b at 8s share a window; a at 15s shares one with b only.
+    let run = |arrivals: &[(i64, usize)]| {
+        let mut c = correlator(abc(), yaml);
+        let mut hits = Vec::new();
+        for &(t, rule) in arrivals {
+            hits.extend(
+                observe(&mut c, &alice, t, &[rule])
+                    .into_iter()
+                    .map(|hit| (hit.correlation, t, hit.value, hit.first_seen_ms)),
+            );
+        }
+        hits
+    };
+    // event_count over a only: a at 0s and 15s are 15 s apart, no hit.
+    let in_order = run(&[(0, 0), (8 * S, 1), (15 * S, 0)]);
+    assert_eq!(in_order, [(1, 8 * S, 2.0, 0)]);
+    // b arrives last, but not too late (8s > 15s - 10s): its window (-2s, 8s] still holds
+    // the a at 0s, so a then b is found as in order.
+    assert_eq!(run(&[(0, 0), (15 * S, 0), (8 * S, 1)]), in_order);
+    // The same with event_count: a at 0s, 15s, then a late a at 8s pairs with the one at 0s
+    // (the first window by end time).
+    let late = run(&[(0, 0), (15 * S, 0), (8 * S, 0)]);
+    assert_eq!(late, [(0, 8 * S, 2.0, 0)]);
 }

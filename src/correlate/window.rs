@@ -1,8 +1,10 @@
 //! One group's window: its entries sorted by event time, and the aggregates over them.
 //!
 //! A [`Window`] never looks at wall time. Its horizon is the newest event time it has seen:
-//! entries at or before `newest - timespan` can no longer be in a window with the newest entry
-//! and are dropped; an arriving entry that old is "too late" and refused.
+//! an arriving entry at or before `newest - timespan` can no longer be in a window with the
+//! newest entry; it is "too late" and refused. Entries are kept until `newest - 2 * timespan`,
+//! because a late entry that is accepted (just after the horizon) belongs to windows that reach
+//! one more timespan back.
 //!
 //! [`Window::evaluate`] decides whether the condition holds in some window that contains the
 //! entry just inserted. The windows are those of the batch definition, `(e - timespan, e]` for
@@ -103,10 +105,15 @@ impl Window {
         let at = self.entries.partition_point(|e| e.time_ms <= time_ms);
         self.entries.insert(at, entry);
 
-        // The new entry is never expired itself (it is newer than the horizon), so every
-        // expired entry sits before it.
-        let horizon = newest.saturating_sub(timespan_ms);
-        let expired = self.entries.partition_point(|e| e.time_ms <= horizon);
+        // Entries are kept one timespan longer than the late-event horizon: a late entry at
+        // `t > newest - timespan` is evaluated in windows reaching back to `t - timespan`,
+        // which may hold entries older than the horizon. Only those at or before
+        // `newest - 2 * timespan` can share no window with any entry still accepted. The new
+        // entry is never expired itself, so every expired entry sits before it.
+        let expiry = newest
+            .saturating_sub(timespan_ms)
+            .saturating_sub(timespan_ms);
+        let expired = self.entries.partition_point(|e| e.time_ms <= expiry);
         self.entries.drain(..expired);
         let position = at - expired;
 
@@ -271,14 +278,18 @@ mod tests {
         }
         let times: Vec<i64> = window.entries.iter().map(|e| e.time_ms).collect();
         assert_eq!(times, vec![10, 20, 30, 50]);
-        // Newest becomes 125: everything at or before 25 leaves.
+        // Newest becomes 125: nothing is at or before 125 - 2 * 100 yet.
         window.insert(entry(125, 0), 100, 10);
         let times: Vec<i64> = window.entries.iter().map(|e| e.time_ms).collect();
-        assert_eq!(times, vec![30, 50, 125]);
+        assert_eq!(times, vec![10, 20, 30, 50, 125]);
         // Too late: at or before the horizon (125 - 100).
         let late = window.insert(entry(25, 0), 100, 10);
         assert!(late.too_late && !late.kept);
-        assert_eq!(window.len(), 3);
+        assert_eq!(window.len(), 5);
+        // Newest becomes 225: everything at or before 25 leaves.
+        window.insert(entry(225, 0), 100, 10);
+        let times: Vec<i64> = window.entries.iter().map(|e| e.time_ms).collect();
+        assert_eq!(times, vec![30, 50, 125, 225]);
     }
 
     #[test]

@@ -43,10 +43,16 @@
 //!
 //! - EOF: a final line without a newline is processed like any other, then flush.
 //! - Stop (SIGTERM/SIGINT, or [`StopHandle::stop`] in tests): stop reading, process the
-//!   complete lines already read (the chunk in hand and those already queued in the channel),
-//!   flush. An over-long line in progress is finished as `too_long`; a short incomplete line is
-//!   dropped and reported. A second signal kills the process at once (the default action).
-//! - Closed stdout (EPIPE): [`Ending::BrokenPipe`], quietly; the caller exits 0.
+//!   complete lines already read (the chunk in hand, those queued in the channel and the one
+//!   the reader thread holds), flush. The reader thread checks the stop request before every
+//!   read and the main thread takes every chunk it read until it confirms it has stopped, so a
+//!   byte taken from stdin is always either written out or counted in `discarded_bytes`.
+//!   [`PolledStdin`] waits for input in short slices so that an idle reader sees the request
+//!   promptly. An over-long line in progress is finished as `too_long`; a short incomplete
+//!   line is dropped and reported. A second signal kills the process at once (the default
+//!   action).
+//! - Closed stdout (EPIPE): [`Ending::BrokenPipe`], quietly; the caller exits 0. With
+//!   [`PolledStdin`] it is noticed within [`STOP_POLL_MS`] even while stdin is idle.
 //! - A read error on stdin: reported, the lines read so far are finished, [`Ending::ReadError`].
 
 use std::io::{self, Read, Write};
@@ -133,6 +139,71 @@ pub fn stop_on_signals(handle: StopHandle) -> io::Result<()> {
     Ok(())
 }
 
+/// Stdin for [`run`]: each read first waits (poll(2)) at most [`STOP_POLL_MS`] for input
+/// and returns `Interrupted` when none came, so the reader thread checks for a stop request
+/// at least that often and is never inside a blocking read when the loop stops: a byte read
+/// from stdin is a byte processed. Reads are at least [`CHUNK_BYTES`], larger than the
+/// standard library's stdin buffer, which they therefore bypass (so poll sees all input).
+pub struct PolledStdin {
+    stdin: io::Stdin,
+}
+
+/// How long [`PolledStdin`] waits for input before letting the reader check for a stop.
+pub const STOP_POLL_MS: i32 = 100;
+
+impl PolledStdin {
+    pub fn new() -> PolledStdin {
+        PolledStdin { stdin: io::stdin() }
+    }
+}
+
+impl Default for PolledStdin {
+    fn default() -> PolledStdin {
+        PolledStdin::new()
+    }
+}
+
+impl Read for PolledStdin {
+    /// Also watches stdout: when the host closes its end (POLLERR on a pipe, POLLHUP on a
+    /// hung-up terminal or socket), the read fails with `BrokenPipe`, so a closed stdout ends
+    /// the run even while stdin is idle, not only at the next write.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut poll_fds = [
+            libc::pollfd {
+                fd: libc::STDIN_FILENO,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: libc::STDOUT_FILENO,
+                events: 0,
+                revents: 0,
+            },
+        ];
+        // SAFETY: `poll_fds` is an array of valid, initialised `pollfd`s that outlives the
+        // call, and the count passed is its length.
+        let ready = unsafe {
+            libc::poll(
+                poll_fds.as_mut_ptr(),
+                poll_fds.len() as libc::nfds_t,
+                STOP_POLL_MS,
+            )
+        };
+        if ready > 0 && poll_fds[1].revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        match ready {
+            // Nothing yet, or a signal arrived: let the caller check for a stop and retry.
+            0 => Err(io::ErrorKind::Interrupted.into()),
+            _ if ready < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {
+                Err(io::ErrorKind::Interrupted.into())
+            }
+            // Input, end of input, or an error condition that the read reports.
+            _ => self.stdin.read(buf),
+        }
+    }
+}
+
 /// Writes one JSON value as one line, in one `write` call so concurrent writers cannot
 /// interleave it. Errors are ignored: stderr is best effort.
 pub fn write_json_line(out: &mut impl Write, value: &serde_json::Value) {
@@ -144,7 +215,9 @@ pub fn write_json_line(out: &mut impl Write, value: &serde_json::Value) {
 
 /// Runs the loop until EOF, a stop request, a closed `output` or a read error.
 ///
-/// `input` is read on its own thread. `diagnostics` (stderr) receives JSON lines only.
+/// `input` is read on its own thread. A stop waits for that thread to finish the read it is
+/// in, so `input` should return within a bounded time even with no data (as [`PolledStdin`]
+/// does with `Interrupted`); a plain blocking reader delays a stop until its next read ends. `diagnostics` (stderr) receives JSON lines only.
 /// `install_stop` gets the handle that stops the loop; it runs before any input is read.
 /// Errors are write errors on `output` other than a broken pipe, or a failure to set up.
 pub fn run<R, W, E>(
@@ -167,9 +240,10 @@ where
         wake: sender.clone(),
     })?;
     let (recycle, recycled) = mpsc::channel();
+    let reader_stop = Arc::clone(&requested);
     std::thread::Builder::new()
         .name("vigil-stdin".to_string())
-        .spawn(move || read_loop(input, sender, recycled))?;
+        .spawn(move || read_loop(input, sender, recycled, &reader_stop))?;
 
     let mut pump = Pump::new(processor, output, diagnostics, options);
     let ending = match pump_messages(&mut pump, &receiver, &requested, &recycle) {
@@ -188,11 +262,23 @@ enum Message {
     },
     Eof,
     ReadError(io::Error),
+    /// From a [`StopHandle`]: wakes the main thread.
     Stop,
+    /// From the reader thread, last: it saw the stop request and reads nothing more.
+    ReaderStopped,
 }
 
-fn read_loop<R: Read>(mut input: R, sender: SyncSender<Message>, recycled: Receiver<Vec<u8>>) {
+fn read_loop<R: Read>(
+    mut input: R,
+    sender: SyncSender<Message>,
+    recycled: Receiver<Vec<u8>>,
+    requested: &AtomicBool,
+) {
     loop {
+        if requested.load(Ordering::SeqCst) {
+            let _ = sender.send(Message::ReaderStopped);
+            return;
+        }
         let mut buf = recycled.try_recv().unwrap_or_else(|_| vec![0; CHUNK_BYTES]);
         let message = match input.read(&mut buf) {
             Ok(0) => Message::Eof,
@@ -248,6 +334,10 @@ fn pump_messages<W: Write, E: Write>(
                 pump.sink.flush()?;
                 return Ok(Ending::Eof);
             }
+            // Stdout closed while the reader waited (see `PolledStdin`).
+            Message::ReadError(err) if err.kind() == io::ErrorKind::BrokenPipe => {
+                return Ok(Ending::BrokenPipe);
+            }
             Message::ReadError(err) => {
                 pump.reporter.event(
                     "error",
@@ -258,22 +348,36 @@ fn pump_messages<W: Write, E: Write>(
                 pump.sink.flush()?;
                 return Ok(Ending::ReadError);
             }
-            Message::Stop => {}
+            Message::Stop | Message::ReaderStopped => {}
         }
         if requested.load(Ordering::SeqCst) {
-            // Lines already read (queued in the channel) are finished; nothing more is read.
-            for _ in 0..=CHANNEL_CHUNKS {
-                match receiver.try_recv() {
+            // Every chunk the reader took from stdin is finished; it reads nothing more once
+            // it has seen the request, and says so last.
+            let mut at_eof = false;
+            loop {
+                match receiver.recv() {
                     Ok(Message::Data {
                         buf,
                         len,
                         arrival_ms,
-                    }) => pump.feed(&buf[..len], arrival_ms)?,
+                    }) => {
+                        pump.feed(&buf[..len], arrival_ms)?;
+                        let _ = recycle.send(buf);
+                    }
                     Ok(Message::Stop) => {}
-                    Ok(Message::Eof | Message::ReadError(_)) | Err(_) => break,
+                    Ok(Message::Eof) => {
+                        at_eof = true;
+                        break;
+                    }
+                    Ok(Message::ReaderStopped | Message::ReadError(_)) | Err(_) => break,
                 }
             }
-            pump.stop()?;
+            // At EOF the last line is complete even without a newline.
+            if at_eof {
+                pump.finish()?;
+            } else {
+                pump.stop()?;
+            }
             pump.sink.flush()?;
             return Ok(Ending::Stopped);
         }
