@@ -428,7 +428,11 @@ impl Correlator {
             stage,
             datum,
         };
-        let already_fired = self.fired_groups.contains(&self.key);
+        // A group that fired on this event was reset; this event's other matches must not
+        // start its next window (the next alert needs events that arrive afterwards).
+        if self.fired_groups.contains(&self.key) {
+            return None;
+        }
         let inserted = self.store.insert(
             &self.key,
             entry,
@@ -439,7 +443,7 @@ impl Correlator {
         if inserted.too_late {
             self.late_events += 1;
         }
-        if !inserted.kept || already_fired {
+        if !inserted.kept {
             return None;
         }
         let fired = self.store.window(&self.key)?.evaluate(

@@ -962,3 +962,16 @@ correlation:
     let late = run(&[(0, 0), (15 * S, 0), (8 * S, 0)]);
     assert_eq!(late, [(0, 8 * S, 2.0, 0)]);
 }
+
+#[test]
+fn an_event_that_fired_a_group_does_not_count_towards_its_next_alert() {
+    let mut c = correlator(
+        vec![rule("r1", None), rule("r2", None), rule("r3", None)],
+        "id: c\ncorrelation:\n  type: event_count\n  rules: [r1, r2, r3]\n  timespan: 1h\n  condition: {gte: 2}\n",
+    );
+    // One event matched by all three rules: the second match fires and resets the group;
+    // the third must not seed the next window.
+    assert_eq!(observe(&mut c, &json!({}), S, &[0, 1, 2]).len(), 1);
+    assert!(observe(&mut c, &json!({}), 2 * S, &[0]).is_empty());
+    assert_eq!(observe(&mut c, &json!({}), 3 * S, &[0]).len(), 1);
+}
