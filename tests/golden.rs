@@ -19,8 +19,9 @@ use vigil::ir::{FieldPath, LogSource};
 use vigil::protocol::{InvalidPolicy, Processor, ProtocolConfig};
 use vigil::rules::{LoadOptions, Loader};
 
-/// Arrival time used for events without a parseable time: 2024-01-01T00:00:00Z.
-const ARRIVAL_MS: i64 = 1_704_067_200_000;
+/// The arrival clock: 2030-01-01T00:00:00Z, after every event time in the cases (an event
+/// time ahead of the clock is distrusted). Events without a parseable time get this one.
+const ARRIVAL_MS: i64 = 1_893_456_000_000;
 
 fn case_dirs() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases");

@@ -162,6 +162,7 @@ fn stats(processor: &Processor, summary: &RunSummary, elapsed_secs: f64) -> Valu
             "late_events": engine_stats.correlation.late_events,
         },
         "time_fallbacks": engine_stats.time_fallbacks,
+        "future_times": engine_stats.future_times,
         "elapsed_secs": elapsed_secs,
         "events_per_sec": per_sec(counters.events as f64),
         "mb_per_sec": per_sec(counters.bytes_in as f64 / 1_000_000.0),

@@ -59,6 +59,9 @@ pub struct EngineStats {
     pub events: u64,
     /// Events whose time came from the arrival clock because no time field parsed.
     pub time_fallbacks: u64,
+    /// Events whose time was more than [`time::MAX_AHEAD_MS`] ahead of the arrival clock; they
+    /// are matched by detection rules but not fed to correlations.
+    pub future_times: u64,
     /// Matches per rule, indexed like [`Engine::rules`].
     pub rule_hits: Vec<u64>,
     /// Hits per correlation, indexed like [`Engine::correlations`].
@@ -161,14 +164,24 @@ impl Engine {
         }
         if !self.correlator.is_empty() && !out.matches.is_empty() {
             let time_ms = match time::event_time_ms(&event, &self.config.time_fields) {
-                Some(time) => time,
+                Some(time) if time <= arrival_ms.saturating_add(time::MAX_AHEAD_MS) => Some(time),
+                // A time ahead of the clock is a broken or forged clock, not a real event time.
+                // Fed to a correlation it would become its group's newest time and make every
+                // honest event after it "too late"; at arrival time it would do the same to a
+                // replay of older logs. So such an event alerts on its own rules only.
+                Some(_) => {
+                    self.stats.future_times += 1;
+                    None
+                }
                 None => {
                     self.stats.time_fallbacks += 1;
-                    arrival_ms
+                    Some(arrival_ms)
                 }
             };
-            self.correlator
-                .observe(&event, time_ms, &out.matches, &mut out.correlations);
+            if let Some(time_ms) = time_ms {
+                self.correlator
+                    .observe(&event, time_ms, &out.matches, &mut out.correlations);
+            }
             for hit in &out.correlations {
                 self.stats.correlation_hits[hit.correlation] += 1;
             }

@@ -5,12 +5,17 @@
 //! Accepted forms: an RFC 3339 string; a date and time without an offset (`2025-01-21
 //! 17:49:47.000000000`, as Panther writes `p_event_time`, or with a `T`), taken as UTC; or
 //! epoch seconds / milliseconds as a number or a numeric string (values above 10^11 are taken
-//! as milliseconds). The caller falls back to arrival time.
+//! as milliseconds). The caller falls back to arrival time, and keeps an event whose time is
+//! more than [`MAX_AHEAD_MS`] ahead of the arrival clock out of correlations.
 
 use serde_json::Value;
 
 use crate::event::Event;
 use crate::ir::FieldPath;
+
+/// How far an event time may be ahead of the arrival clock (clock skew between hosts) before
+/// it is distrusted and the event kept out of correlations: one hour.
+pub const MAX_AHEAD_MS: i64 = 60 * 60 * 1000;
 
 pub const DEFAULT_TIME_FIELDS: &[&str] = &["eventTime", "@timestamp", "timestamp", "time", "date"];
 
