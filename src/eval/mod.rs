@@ -5,8 +5,6 @@
 pub mod matcher;
 pub mod time;
 
-use serde_json::Value;
-
 use crate::correlate::{CorrelationHit, CorrelationStats, Correlator, Limits};
 use crate::diag::Diagnostic;
 use crate::event::Event;
@@ -147,23 +145,32 @@ impl Engine {
 
     /// Evaluates one event. `arrival_ms` is the wall-clock time the caller read it at, used
     /// when the event carries no parseable time.
-    pub fn evaluate(&mut self, value: &Value, arrival_ms: i64, out: &mut Detections) {
+    ///
+    /// A value the event turns out not to represent (see [`Event::is_broken`]) stops the
+    /// evaluation with no detections and nothing fed to correlations: the caller then treats
+    /// the line as invalid JSON.
+    pub fn evaluate(&mut self, event: &Event<'_>, arrival_ms: i64, out: &mut Detections) {
         out.clear();
         self.stats.events += 1;
-        let event = Event::new(value);
-        let candidates = if is_cloudtrail(value) {
+        let candidates = if is_cloudtrail(event) {
             &self.cloudtrail_rules
         } else {
             &self.stream_rules
         };
         for &idx in candidates {
-            if matcher::matches(&self.rules[idx].expr, &event) {
+            if matcher::matches(&self.rules[idx].expr, event) {
                 out.matches.push(idx);
-                self.stats.rule_hits[idx] += 1;
             }
         }
+        if event.is_broken() {
+            out.clear();
+            return;
+        }
+        for &idx in &out.matches {
+            self.stats.rule_hits[idx] += 1;
+        }
         if !self.correlator.is_empty() && !out.matches.is_empty() {
-            let time_ms = match time::event_time_ms(&event, &self.config.time_fields) {
+            let time_ms = match time::event_time_ms(event, &self.config.time_fields) {
                 Some(time) if time <= arrival_ms.saturating_add(time::MAX_AHEAD_MS) => Some(time),
                 // A time ahead of the clock is a broken or forged clock, not a real event time.
                 // Fed to a correlation it would become its group's newest time and make every
@@ -173,6 +180,10 @@ impl Engine {
                     self.stats.future_times += 1;
                     None
                 }
+                None if event.is_broken() => {
+                    out.clear();
+                    return;
+                }
                 None => {
                     self.stats.time_fallbacks += 1;
                     Some(arrival_ms)
@@ -180,7 +191,7 @@ impl Engine {
             };
             if let Some(time_ms) = time_ms {
                 self.correlator
-                    .observe(&event, time_ms, &out.matches, &mut out.correlations);
+                    .observe(event, time_ms, &out.matches, &mut out.correlations);
             }
             for hit in &out.correlations {
                 self.stats.correlation_hits[hit.correlation] += 1;
@@ -198,11 +209,9 @@ impl Engine {
 
 /// CloudTrail records are recognised by shape: `eventSource` and `eventName` strings plus one
 /// of the envelope fields every CloudTrail record version carries.
-pub fn is_cloudtrail(value: &Value) -> bool {
-    let Value::Object(map) = value else {
-        return false;
-    };
-    let is_str = |key: &str| matches!(map.get(key), Some(Value::String(_)));
+/// Reads only the raw text of the top-level values: a JSON string starts with `"`.
+pub fn is_cloudtrail(event: &Event<'_>) -> bool {
+    let is_str = |key: &str| event.raw(key).is_some_and(|raw| raw.starts_with('"'));
     is_str("eventSource")
         && is_str("eventName")
         && [
@@ -212,7 +221,7 @@ pub fn is_cloudtrail(value: &Value) -> bool {
             "recipientAccountId",
         ]
         .iter()
-        .any(|key| map.contains_key(*key))
+        .any(|key| event.contains_key(key))
 }
 
 #[cfg(test)]
@@ -222,12 +231,14 @@ mod tests {
 
     #[test]
     fn cloudtrail_shape() {
-        assert!(is_cloudtrail(&json!({
+        let shape = |value: serde_json::Value| is_cloudtrail(&Event::new(&value));
+        assert!(shape(json!({
             "eventSource": "iam.amazonaws.com", "eventName": "CreateUser", "awsRegion": "us-east-1"
         })));
-        assert!(!is_cloudtrail(
-            &json!({"eventSource": "x", "eventName": "y"})
+        assert!(!shape(json!({"eventSource": "x", "eventName": "y"})));
+        assert!(!shape(
+            json!({"eventSource": 1, "eventName": "y", "awsRegion": "x"})
         ));
-        assert!(!is_cloudtrail(&json!({"eventType": "user.session.start"})));
+        assert!(!shape(json!({"eventType": "user.session.start"})));
     }
 }

@@ -200,10 +200,32 @@ pub struct Rule {
 
 /// A dotted field path. Lookup first tries `raw` as one literal key of the top-level object
 /// (`"userIdentity.type"` written flat), then walks `segments` through nested objects.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug)]
 pub struct FieldPath {
     pub raw: String,
     pub segments: Vec<String>,
+    /// When the event has no value at this path, derive one from what it has (the Elastic
+    /// "ECS view" of raw CloudTrail); `None` for a plain path. The derived value is computed
+    /// once per event and cached by `crate::event::Event` like a value it read.
+    pub derive: Option<crate::event::DeriveFn>,
+}
+
+// Two paths are the same when they read the same field the same way; a derivation compares
+// by its address, which is enough for deduplicating the paths rules read.
+impl PartialEq for FieldPath {
+    fn eq(&self, other: &FieldPath) -> bool {
+        self.raw == other.raw
+            && self.derive.map(|derive| derive as usize)
+                == other.derive.map(|derive| derive as usize)
+    }
+}
+
+impl Eq for FieldPath {}
+
+impl std::hash::Hash for FieldPath {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.raw.hash(state);
+    }
 }
 
 impl FieldPath {
@@ -211,6 +233,7 @@ impl FieldPath {
         FieldPath {
             raw: raw.to_string(),
             segments: raw.split('.').map(str::to_string).collect(),
+            derive: None,
         }
     }
 }
