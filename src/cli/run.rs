@@ -28,6 +28,7 @@ pub(super) fn run(args: RunArgs) -> u8 {
         max_entries: args.max_entries,
     });
     config.stream_logsource = args.logsource.clone();
+    config.use_index = !args.no_index;
     if !args.time_fields.is_empty() {
         config.time_fields = args.time_fields.iter().map(|f| FieldPath::new(f)).collect();
     }

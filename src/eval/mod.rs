@@ -2,9 +2,11 @@
 //! matches to the correlator. It owns no I/O: the caller hands in a parsed event and the arrival
 //! time, and gets [`Detections`] back (the protocol layer turns them into output bytes).
 
+pub mod index;
 pub mod matcher;
 pub mod time;
 
+use self::index::{IndexScratch, RuleIndex};
 use crate::correlate::{CorrelationHit, CorrelationStats, Correlator, Limits};
 use crate::diag::Diagnostic;
 use crate::event::Event;
@@ -18,6 +20,9 @@ pub struct EngineConfig {
     /// Fields tried in order for event time (`--time-field`, or [`time::DEFAULT_TIME_FIELDS`]).
     pub time_fields: Vec<FieldPath>,
     pub limits: Limits,
+    /// Evaluate only the candidates of the rule index ([`index`]); off (`--no-index`) every
+    /// rule of the event's source is evaluated. The answers are the same either way.
+    pub use_index: bool,
 }
 
 impl EngineConfig {
@@ -29,6 +34,7 @@ impl EngineConfig {
                 .map(|field| FieldPath::new(field))
                 .collect(),
             limits,
+            use_index: true,
         }
     }
 }
@@ -78,6 +84,12 @@ pub struct Engine {
     /// Rules that admit the declared `--logsource` (all rules when none is declared:
     /// an event of unknown source fails open).
     stream_rules: Vec<usize>,
+    /// Indexes of `cloudtrail_rules` and `stream_rules` (`None` with `use_index` off).
+    cloudtrail_index: Option<RuleIndex>,
+    stream_index: Option<RuleIndex>,
+    index_scratch: IndexScratch,
+    /// Scratch: the candidate rules of the current event.
+    candidates: Vec<usize>,
     stats: EngineStats,
 }
 
@@ -107,6 +119,14 @@ impl Engine {
             correlation_hits: vec![0; set.correlations.len()],
             ..EngineStats::default()
         };
+        let (cloudtrail_index, stream_index) = if config.use_index {
+            (
+                Some(RuleIndex::new(&set.rules, &cloudtrail_rules)),
+                Some(RuleIndex::new(&set.rules, &stream_rules)),
+            )
+        } else {
+            (None, None)
+        };
         let engine = Engine {
             rules: set.rules,
             alert,
@@ -114,6 +134,10 @@ impl Engine {
             config,
             cloudtrail_rules,
             stream_rules,
+            cloudtrail_index,
+            stream_index,
+            index_scratch: IndexScratch::default(),
+            candidates: Vec::new(),
             stats,
         };
         (engine, diagnostics)
@@ -152,10 +176,17 @@ impl Engine {
     pub fn evaluate(&mut self, event: &Event<'_>, arrival_ms: i64, out: &mut Detections) {
         out.clear();
         self.stats.events += 1;
-        let candidates = if is_cloudtrail(event) {
-            &self.cloudtrail_rules
+        let (routed, index) = if is_cloudtrail(event) {
+            (&self.cloudtrail_rules, &self.cloudtrail_index)
         } else {
-            &self.stream_rules
+            (&self.stream_rules, &self.stream_index)
+        };
+        let candidates = match index {
+            Some(index) => {
+                index.candidates(event, &mut self.index_scratch, &mut self.candidates);
+                &self.candidates
+            }
+            None => routed,
         };
         for &idx in candidates {
             if matcher::matches(&self.rules[idx].expr, event) {
