@@ -57,6 +57,9 @@ pub enum ParseError {
 /// One top-level entry: where its key and raw value sit in the text, and the value once read.
 #[derive(Debug)]
 pub struct Slot {
+    /// The key's length and first 8 bytes, compared before the key itself: most lookups
+    /// are decided by these without a call to `memcmp`.
+    key_head: (usize, u64),
     key: Key,
     value: Range<usize>,
     parsed: OnceCell<Option<Value>>,
@@ -135,8 +138,8 @@ impl<'a> Event<'a> {
 
     fn parse_cow(text: Cow<'a, str>, mut slots: Vec<Slot>) -> Result<Event<'a>, ParseError> {
         let bytes = text.as_bytes();
-        let has_unicode_escape = memchr::memmem::find(bytes, b"\\u").is_some();
-        let n_brackets = bytes.iter().filter(|&&b| b == b'[' || b == b'{').count();
+        let (n_brackets, has_backslash) = scan(bytes);
+        let has_unicode_escape = has_backslash && memchr::memmem::find(bytes, b"\\u").is_some();
         let mut root = OnceCell::new();
         if has_unicode_escape || n_brackets > MAX_FAST_BRACKETS {
             let value = strict_parse(&text)?;
@@ -286,13 +289,22 @@ impl<'a> Event<'a> {
     }
 
     fn slot(&self, key: &str) -> Option<&Slot> {
-        self.slots.iter().rev().find(|slot| self.key(slot) == key)
+        let head = key_head(key);
+        self.slots
+            .iter()
+            .rev()
+            .find(|slot| slot.key_head == head && self.key(slot) == key)
     }
 
     fn materialize<'s>(&'s self, slot: &'s Slot) -> Option<&'s Value> {
         slot.parsed
             .get_or_init(|| {
                 let raw = self.text.get(slot.value.clone())?;
+                // A string without escapes is its own text: no parser needed (the pass over
+                // the line already checked it, control characters included).
+                if raw.len() >= 2 && raw.starts_with('"') && !raw.as_bytes().contains(&b'\\') {
+                    return Some(Value::String(raw[1..raw.len() - 1].to_string()));
+                }
                 match serde_json::from_str(raw) {
                     Ok(value) => Some(value),
                     Err(_) => {
@@ -367,12 +379,14 @@ fn fast_top_level(text: &str, slots: &mut Vec<Slot>) -> Result<(), ()> {
     for entry in sonic_rs::to_object_iter(text) {
         let (key, value) = entry.map_err(|_| ())?;
         let value = offset_of(value.as_raw_str())?;
+        let key_head = key_head(&key);
         let key = match key {
             Cow::Borrowed(key) => Key::Span(offset_of(key)?),
             Cow::Owned(key) => Key::Owned(key.into_boxed_str()),
         };
         end = Some(value.end);
         slots.push(Slot {
+            key_head,
             key,
             value,
             parsed: OnceCell::new(),
@@ -393,6 +407,29 @@ fn fast_top_level(text: &str, slots: &mut Vec<Slot>) -> Result<(), ()> {
     } else {
         Err(())
     }
+}
+
+/// The number of `[` and `{` in `bytes` and whether it has a `\`, in one pass the compiler
+/// turns into vector code (byte counters per block of 255, so they cannot overflow).
+fn scan(bytes: &[u8]) -> (usize, bool) {
+    let mut n_brackets = 0;
+    let mut backslash = 0u8;
+    for block in bytes.chunks(255) {
+        let mut n: u8 = 0;
+        for &b in block {
+            n += u8::from(b == b'[') + u8::from(b == b'{');
+            backslash |= u8::from(b == b'\\');
+        }
+        n_brackets += usize::from(n);
+    }
+    (n_brackets, backslash != 0)
+}
+
+fn key_head(key: &str) -> (usize, u64) {
+    let mut head = [0u8; 8];
+    let n = key.len().min(8);
+    head[..n].copy_from_slice(&key.as_bytes()[..n]);
+    (key.len(), u64::from_le_bytes(head))
 }
 
 fn trim_json_ws(text: &str) -> &str {
@@ -447,11 +484,13 @@ fn serde_top_level(text: &str, slots: &mut Vec<Slot>) -> Result<(), String> {
                     Ok(start..start + part.len())
                 };
                 let value = range_of(value.get())?;
+                let key_head = key_head(&key.0);
                 let key = match key.0 {
                     Cow::Borrowed(key) => Key::Span(range_of(key)?),
                     Cow::Owned(key) => Key::Owned(key.into_boxed_str()),
                 };
                 self.slots.push(Slot {
+                    key_head,
                     key,
                     value,
                     parsed: OnceCell::new(),
