@@ -204,6 +204,9 @@ pub struct Rule {
 pub struct FieldPath {
     pub raw: String,
     pub segments: Vec<String>,
+    /// An ECS field name written by an Elastic rule: read the literal field when the event
+    /// has it, else derive it from a raw CloudTrail record (`crate::ecs::derive`).
+    pub ecs: bool,
 }
 
 impl FieldPath {
@@ -211,6 +214,15 @@ impl FieldPath {
         FieldPath {
             raw: raw.to_string(),
             segments: raw.split('.').map(str::to_string).collect(),
+            ecs: false,
+        }
+    }
+
+    /// An ECS field path (see [`FieldPath::ecs`]): Elastic loaders build every path with it.
+    pub fn ecs(raw: &str) -> FieldPath {
+        FieldPath {
+            ecs: true,
+            ..FieldPath::new(raw)
         }
     }
 }
