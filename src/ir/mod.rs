@@ -554,12 +554,29 @@ pub struct Correlation {
 #[derive(Clone, Debug, PartialEq)]
 pub enum CorrelationKind {
     EventCount,
-    ValueCount { field: FieldPath },
+    ValueCount {
+        field: FieldPath,
+    },
     Temporal,
     TemporalOrdered,
-    ValueSum { field: FieldPath },
-    ValueAvg { field: FieldPath },
-    ValuePercentile { field: FieldPath, percentile: f64 },
+    ValueSum {
+        field: FieldPath,
+    },
+    ValueAvg {
+        field: FieldPath,
+    },
+    ValuePercentile {
+        field: FieldPath,
+        percentile: f64,
+    },
+    /// Elastic `new_terms`: fires when the group-by value tuple of a match was not seen in the
+    /// `timespan` before it (the history window). One referenced rule.
+    NewTerms,
+    /// EQL `sequence`: the referenced rules are the stages in order (plus a last `until` rule
+    /// when `has_until`), joined by the group-by fields, within `timespan` (maxspan).
+    Sequence {
+        has_until: bool,
+    },
 }
 
 impl CorrelationKind {
@@ -572,6 +589,8 @@ impl CorrelationKind {
             CorrelationKind::ValueSum { .. } => "value_sum",
             CorrelationKind::ValueAvg { .. } => "value_avg",
             CorrelationKind::ValuePercentile { .. } => "value_percentile",
+            CorrelationKind::NewTerms => "new_terms",
+            CorrelationKind::Sequence { .. } => "sequence",
         }
     }
 }
