@@ -36,8 +36,9 @@
 //!   reads the literal field first and asks [`derive`] only when it is absent.
 //! - `aws.cloudtrail.session_credential_from_console` is not in the pipeline version read; it
 //!   is derived from the raw `sessionCredentialFromConsole`, as newer pipelines do (assumption).
-//! - `event.category` / `event.type` come from a per-action table in the pipeline; they are not
-//!   derived (no Elastic AWS rule in the corpus reads them).
+//! - `event.category` / `event.type` come from the pipeline's per-action table ([`CATEGORIES`]):
+//!   EQL rules filter on them (`iam where`, and `info where` with `event_category_override =
+//!   "event.type"`). Actions outside the table have `event.type: ["info"]` and no category.
 
 use std::net::IpAddr;
 
@@ -135,10 +136,73 @@ const MAPS: &[(&str, &str)] = &[
     ("service_event_details", "serviceEventDetails"),
 ];
 
+/// The pipeline's "Add ECS categorization" script: `event.type` is `["info"]`, and for these
+/// actions `event.category` and `event.type` come from this table (keyed on the action alone).
+const CATEGORIES: &[(&str, &str, &[&str])] = &[
+    ("AddUserToGroup", "iam", &["group", "change"]),
+    ("AssumeRole", "authentication", &["info"]),
+    ("AttachGroupPolicy", "iam", &["group", "change"]),
+    ("AttachUserPolicy", "iam", &["user", "change"]),
+    ("ChangePassword", "iam", &["user", "change"]),
+    ("ConsoleLogin", "authentication", &["info"]),
+    ("CreateAccessKey", "iam", &["user", "change"]),
+    ("CreateBucket", "file", &["creation"]),
+    ("CreateGroup", "iam", &["group", "creation"]),
+    ("CreateKeyPair", "iam", &["admin", "creation"]),
+    ("CreateUser", "iam", &["user", "creation"]),
+    ("CreateVirtualMFADevice", "iam", &["user", "change"]),
+    ("DeactivateMFADevice", "iam", &["user", "change"]),
+    ("DeleteAccessKey", "iam", &["user", "change"]),
+    ("DeleteBucket", "file", &["deletion"]),
+    ("DeleteGroup", "iam", &["group", "deletion"]),
+    ("DeleteGroupPolicy", "iam", &["group", "change"]),
+    ("DeleteSSHPublicKey", "iam", &["user", "change"]),
+    ("DeleteUser", "iam", &["user", "deletion"]),
+    ("DeleteUserPermissionsBoundary", "iam", &["user", "change"]),
+    ("DeleteUserPolicy", "iam", &["user", "change"]),
+    ("DeleteVirtualMFADevice", "iam", &["user", "change"]),
+    ("DetachGroupPolicy", "iam", &["group", "change"]),
+    ("DetachUserPolicy", "iam", &["user", "change"]),
+    ("EnableMFADevice", "iam", &["user", "change"]),
+    ("GetGroup", "iam", &["group", "info"]),
+    ("GetGroupPolicy", "iam", &["group", "info"]),
+    ("GetUser", "iam", &["user", "info"]),
+    ("GetUserPolicy", "iam", &["user", "info"]),
+    ("ListAttachedGroupPolicies", "iam", &["group", "info"]),
+    ("ListAttachedUserPolicies", "iam", &["user", "info"]),
+    ("ListGroupPolicies", "iam", &["group", "info"]),
+    ("ListGroups", "iam", &["group", "info"]),
+    ("ListGroupsForUser", "iam", &["user", "info"]),
+    ("ListUserPolicies", "iam", &["user", "info"]),
+    ("ListUsers", "iam", &["user", "info"]),
+    ("ListUserTags", "iam", &["user", "info"]),
+    ("PutGroupPolicy", "iam", &["group", "change"]),
+    ("PutUserPermissionsBoundary", "iam", &["user", "change"]),
+    ("PutUserPolicy", "iam", &["user", "change"]),
+    ("RemoveUserFromGroup", "iam", &["group", "change"]),
+    ("SetDefaultPolicyVersion", "iam", &["admin", "change"]),
+    (
+        "SetSecurityTokenServicePreferences",
+        "iam",
+        &["admin", "change"],
+    ),
+    ("TagUser", "iam", &["user", "change"]),
+    ("UntagUser", "iam", &["user", "change"]),
+    ("UpdateAccessKey", "iam", &["user", "change"]),
+    ("UpdateAccountPasswordPolicy", "iam", &["admin", "change"]),
+    ("UpdateGroup", "iam", &["group", "change"]),
+    ("UpdateLoginProfile", "iam", &["user", "change"]),
+    ("UpdateRole", "iam", &["admin", "change"]),
+    ("UpdateSSHPublicKey", "iam", &["user", "change"]),
+    ("UpdateUser", "iam", &["user", "change"]),
+];
+
 /// Fields computed from several raw fields or constants (see [`derive`]).
 const COMPUTED: &[&str] = &[
     "event.outcome",
     "event.kind",
+    "event.category",
+    "event.type",
     "event.dataset",
     "data_stream.dataset",
     "data_stream.type",
@@ -181,6 +245,22 @@ pub fn derive(field: &str, event: &Event<'_>) -> Option<Value> {
         // `error_code` or `error_message` is present, and for `ConsoleLogin` the lower-cased
         // `responseElements.ConsoleLogin` when there is one.
         "event.kind" => return Some(Value::String("event".into())),
+        "event.category" | "event.type" => {
+            let Some(Value::String(action)) = raw(event, "eventName") else {
+                return (field == "event.type").then(|| Value::Array(vec!["info".into()]));
+            };
+            let entry = CATEGORIES.iter().find(|(name, _, _)| *name == action);
+            return match (field, entry) {
+                ("event.category", Some((_, category, _))) => {
+                    Some(Value::Array(vec![Value::String(category.to_string())]))
+                }
+                ("event.category", None) => None,
+                (_, Some((_, _, types))) => Some(Value::Array(
+                    types.iter().map(|t| Value::String(t.to_string())).collect(),
+                )),
+                (_, None) => Some(Value::Array(vec!["info".into()])),
+            };
+        }
         "event.outcome" => return Some(Value::String(outcome(event))),
         // Set by the integration's data stream, not by the pipeline.
         "event.dataset" | "data_stream.dataset" => return Some(Value::String(DATASET.into())),

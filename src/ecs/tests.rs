@@ -85,6 +85,16 @@ fn direct_and_computed_fields() {
 }
 
 #[test]
+fn categories_from_the_action_table() {
+    let record = sample();
+    assert_eq!(get("event.category", &record), Some(json!(["iam"])));
+    assert_eq!(get("event.type", &record), Some(json!(["user", "change"])));
+    let other = json!({"eventSource": "s3.amazonaws.com", "eventName": "PutObject"});
+    assert_eq!(get("event.category", &other), None);
+    assert_eq!(get("event.type", &other), Some(json!(["info"])));
+}
+
+#[test]
 fn rename_does_not_overwrite_user_name() {
     let mut record = sample();
     record["userIdentity"]["userName"] = json!("carol");

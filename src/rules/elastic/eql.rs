@@ -24,11 +24,13 @@ use crate::ir::{CmpOp, Expr, FieldPath, Predicate, Regex, StrKind, StrMatch};
 use super::{Lookback, LowerError, Pattern, ecs_field, parse_duration, pattern_expr};
 
 /// A lowered EQL query.
+#[derive(Debug)]
 pub enum Lowered {
     Event(Expr),
     Sequence(Sequence),
 }
 
+#[derive(Debug)]
 pub struct Sequence {
     /// Join keys (the sequence-level `by` followed by each stage's own, which must agree in
     /// number; vigil supports the same fields in every stage).

@@ -32,6 +32,7 @@ use super::eql::lucene_regex;
 use super::{Lookback, LowerError, Pattern, ecs_field, pattern_expr};
 
 /// A lowered ES|QL query.
+#[derive(Debug)]
 pub struct Lowered {
     /// The per-event filter (every `WHERE` before `STATS`).
     pub filter: Expr,
@@ -40,6 +41,7 @@ pub struct Lowered {
     pub window: Option<Lookback>,
 }
 
+#[derive(Debug)]
 pub struct Stats {
     pub by: Vec<String>,
     /// `count_distinct(field)` when the condition counts distinct values; `None` for counts.
