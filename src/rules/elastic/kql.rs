@@ -184,7 +184,10 @@ impl<'a> Parser<'a> {
         self.skip_ws();
         let at = self.pos;
         if self.rest().starts_with('"') {
-            return Err(LowerError::unsupported(at, "KQL quoted field name"));
+            return Err(LowerError::unsupported(
+                at,
+                "KQL free-text search (a quoted value without a field) or quoted field name",
+            ));
         }
         let mut name = String::new();
         let mut chars = self.rest().char_indices();
