@@ -98,8 +98,15 @@ fn corpus_rules_on_our_cloudtrail_records() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(files.len() >= 30, "only {} rules have test records", files.len());
-    assert!(positives >= 30 && negatives >= 30, "{positives} / {negatives}");
+    assert!(
+        files.len() >= 30,
+        "only {} rules have test records",
+        files.len()
+    );
+    assert!(
+        positives >= 30 && negatives >= 30,
+        "{positives} / {negatives}"
+    );
     assert!(languages.len() >= 3, "{languages:?}");
 }
 
@@ -160,8 +167,9 @@ fn admin_user_hunting_query_end_to_end() {
     let Some(corpus) = corpus() else {
         return;
     };
-    let path = corpus
-        .join("elastic/hunting/aws/queries/iam_user_creation_with_administrator_policy_assigned.toml");
+    let path = corpus.join(
+        "elastic/hunting/aws/queries/iam_user_creation_with_administrator_policy_assigned.toml",
+    );
     let text = std::fs::read_to_string(path).unwrap();
     let record = |name: &str, time: &str, user: &str, policy: Option<&str>| {
         let mut params = json!({"userName": user});

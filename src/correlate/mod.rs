@@ -59,8 +59,11 @@
 //!   read from the event like any match. Correlations are evaluated in dependency order, so a
 //!   chain completes on one event. Reference cycles are diagnosed and the correlations in
 //!   them dropped, as is any correlation built on a dropped one.
+//! - **Elastic stateful kinds.** `new_terms` and EQL `sequence` correlations are not window
+//!   aggregates: see [`Correlator::feed_new_terms`] and [`Correlator::feed_sequences`]. They live
+//!   in the same LRU with the same bounds, and their hits do not feed other correlations.
 //! - **`generate`.** A rule referenced only by correlations with `generate: false` does not
-//!   alert on its own ([`Correlator::silenced_rules`]); the same holds for a correlation
+//!   alert on its own (nor does an Elastic building-block rule) ([`Correlator::silenced_rules`]); the same holds for a correlation
 //!   referenced only by such correlations ([`Correlator::correlation_alerts`] is false): it
 //!   still fires and feeds its dependents, but does not alert on its own.
 //! - **`first_seen_ms`** is the oldest event time in the window that fired, whether or not
@@ -88,6 +91,10 @@ use crate::event::{Event, number_of, text_of};
 use crate::ir::{CmpOp, Correlation, CorrelationKind, FieldPath, RuleSet};
 use state::Store;
 use window::{Aggregate, Datum, Entry};
+
+/// The tag Elastic building-block rules carry (`crate::rules::elastic::BUILDING_BLOCK_TAG`;
+/// repeated here because the engine does not depend on the loaders).
+const BUILDING_BLOCK_TAG: &str = "elastic.building_block";
 
 /// Hard bounds on correlation memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -325,12 +332,22 @@ impl Correlator {
                 .map(|(idx, _)| idx)
                 .collect()
         };
+        let mut silenced_rules: Vec<usize> = silenced(&rule_alerts);
+        // Elastic building blocks feed other rules and never alert on their own: the loader
+        // tags them, and they are silenced like a rule only referenced with `generate: false`.
+        for (idx, rule) in set.rules.iter().enumerate() {
+            if rule.meta.tags.iter().any(|tag| tag == BUILDING_BLOCK_TAG)
+                && !silenced_rules.contains(&idx)
+            {
+                silenced_rules.push(idx);
+            }
+        }
         let correlator = Correlator {
             correlations,
             linked,
             by_rule,
             by_correlation,
-            silenced_rules: silenced(&rule_alerts),
+            silenced_rules,
             silenced_correlations: silenced(&correlation_alerts),
             limits,
             store: Store::new(limits.max_groups, limits.max_entries),
@@ -614,9 +631,7 @@ impl Correlator {
                     }
                     return (n_stages == 1).then_some(time_ms);
                 }
-                let Some(pending) = window.take_stage(stage - 1) else {
-                    return None;
-                };
+                let pending = window.take_stage(stage - 1)?;
                 let last_ms = match pending.datum {
                     Datum::Number(last) => last as i64,
                     _ => pending.time_ms,

@@ -320,12 +320,12 @@ impl Parser<'_> {
                     "EQL sequence 'with' other than maxspan",
                 ));
             }
-            self.expect_punct("=").or_else(|_| {
-                Err(LowerError::syntax(
+            if !self.eat_punct("=") {
+                return Err(LowerError::syntax(
                     self.offset(),
                     "expected '=' after maxspan",
-                ))
-            })?;
+                ));
+            }
             let token = self.next()?;
             maxspan = Some(
                 parse_duration(&token.text)

@@ -146,13 +146,13 @@ fn tokenize(query: &str) -> Result<Vec<Token>, LowerError> {
             continue;
         }
         let start = pos;
-        if rest.starts_with("\"\"\"") {
-            let end = rest[3..]
+        if let Some(body) = rest.strip_prefix("\"\"\"") {
+            let end = body
                 .find("\"\"\"")
                 .ok_or_else(|| LowerError::syntax(pos, "unterminated string"))?;
             tokens.push(Token {
                 kind: Kind::Str,
-                text: rest[3..3 + end].to_string(),
+                text: body[..end].to_string(),
                 offset: start,
             });
             pos += end + 6;

@@ -11,8 +11,8 @@
 //! What the loader does not evaluate is reported unsupported with the construct named, never
 //! approximated: `machine_learning` rules, Lucene queries, threshold rules combining a count
 //! above one with a cardinality, and every query construct the parsers list as unsupported.
-//! A building block (`building_block_type`) loads with the tag `elastic.building_block`: it
-//! should not alert on its own (the engine's alert flag is not an IR field yet).
+//! A building block (`building_block_type`) loads with the tag `elastic.building_block`, which
+//! the correlator reads to make it non-alerting (the IR has no alert flag on rules).
 //!
 //! Windows: Elastic runs a rule every `interval` over the last `from` (`now-6m` by default). A
 //! stateful rule here uses `from` as its sliding event-time window (`threshold`, ES|QL `STATS`
@@ -426,7 +426,7 @@ fn load_rule(file: &File<'_>, rule: &toml::Table) -> Result<Lowered, Diagnostic>
                 _ => return Err(with_rule(schema("threshold rule without [rule.threshold]"))),
             };
             lower_threshold(meta, logsource, expr, threshold, lookback, &mut lowered)
-                .map_err(|message| unsupported(message))?;
+                .map_err(&unsupported)?;
         }
         "new_terms" => {
             let expr = kql_query()?;
