@@ -181,3 +181,45 @@ fn patterns_pick_the_cheapest_test() {
     assert!(regex.is_match("xxa.bYYc"));
     assert!(!regex.is_match("xxaXbYYc"));
 }
+
+/// No input makes a parser panic: mutations of real queries, with non-ASCII bytes spliced in.
+#[test]
+fn parsers_never_panic() {
+    let seeds = [
+        "event.action: (CreateUser or \"Attach*\") and not user.id: *\\:i-* and port >= 22",
+        "sequence by k with maxspan=15m [any where a : \"x*\"] [iam where stringContains~(b, c)] until [any where d in (\"1\", 2)]",
+        "from logs-aws.cloudtrail-* | where @timestamp > now() - 7 day | where a rlike \"\"\".*x.*\"\"\" and not b is null | stats n = count_distinct(c) by d | where n >= 2",
+    ];
+    let pieces = ["é", "\"", "(", ")", "|", "\\", "*", " ", "[", "]", "~", "?\"", "\"\"\"", ":", "ß", "{", "}"];
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for seed in seeds {
+        for _ in 0..400 {
+            let mut text: Vec<char> = seed.chars().collect();
+            for _ in 0..(next() % 4 + 1) {
+                let at = (next() as usize) % (text.len() + 1);
+                match next() % 3 {
+                    0 if at < text.len() => {
+                        text.remove(at);
+                    }
+                    1 => text.truncate(at),
+                    _ => {
+                        let piece = pieces[(next() as usize) % pieces.len()];
+                        for (n, c) in piece.chars().enumerate() {
+                            text.insert((at + n).min(text.len()), c);
+                        }
+                    }
+                }
+            }
+            let text: String = text.into_iter().collect();
+            let _ = kql::lower(&text);
+            let _ = eql::lower(&text, "event.category");
+            let _ = esql::lower(&text);
+        }
+    }
+}
