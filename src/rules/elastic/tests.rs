@@ -190,7 +190,10 @@ fn parsers_never_panic() {
         "sequence by k with maxspan=15m [any where a : \"x*\"] [iam where stringContains~(b, c)] until [any where d in (\"1\", 2)]",
         "from logs-aws.cloudtrail-* | where @timestamp > now() - 7 day | where a rlike \"\"\".*x.*\"\"\" and not b is null | stats n = count_distinct(c) by d | where n >= 2",
     ];
-    let pieces = ["é", "\"", "(", ")", "|", "\\", "*", " ", "[", "]", "~", "?\"", "\"\"\"", ":", "ß", "{", "}"];
+    let pieces = [
+        "é", "\"", "(", ")", "|", "\\", "*", " ", "[", "]", "~", "?\"", "\"\"\"", ":", "ß", "{",
+        "}",
+    ];
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = || {
         state ^= state << 13;
