@@ -121,7 +121,7 @@ fn run_case(dir: &Path, use_index: bool) -> (String, String) {
     let mut loader = Loader::new(config.options);
     for file in sorted_entries(dir) {
         let name = file.file_name().unwrap().to_string_lossy().to_string();
-        if name.ends_with(".yml") || name.ends_with(".yaml") {
+        if name.ends_with(".yml") || name.ends_with(".yaml") || name.ends_with(".toml") {
             loader.add_source(&name, &fs::read_to_string(&file).unwrap());
         }
     }

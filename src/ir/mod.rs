@@ -236,6 +236,17 @@ impl FieldPath {
             derive: None,
         }
     }
+
+    /// An ECS field name written by an Elastic rule: the literal field when the event has it,
+    /// else the value Elastic's AWS integration would have indexed, derived from a raw
+    /// CloudTrail record by [`crate::ecs::derive`].
+    pub fn ecs(raw: &str) -> FieldPath {
+        FieldPath {
+            derive: crate::ecs::is_derivable(raw)
+                .then_some(crate::ecs::derive as crate::event::DeriveFn),
+            ..FieldPath::new(raw)
+        }
+    }
 }
 
 impl fmt::Display for FieldPath {
@@ -565,12 +576,29 @@ pub struct Correlation {
 #[derive(Clone, Debug, PartialEq)]
 pub enum CorrelationKind {
     EventCount,
-    ValueCount { field: FieldPath },
+    ValueCount {
+        field: FieldPath,
+    },
     Temporal,
     TemporalOrdered,
-    ValueSum { field: FieldPath },
-    ValueAvg { field: FieldPath },
-    ValuePercentile { field: FieldPath, percentile: f64 },
+    ValueSum {
+        field: FieldPath,
+    },
+    ValueAvg {
+        field: FieldPath,
+    },
+    ValuePercentile {
+        field: FieldPath,
+        percentile: f64,
+    },
+    /// Elastic `new_terms`: fires when the group-by value tuple of a match was not seen in the
+    /// `timespan` before it (the history window). One referenced rule.
+    NewTerms,
+    /// EQL `sequence`: the referenced rules are the stages in order (plus a last `until` rule
+    /// when `has_until`), joined by the group-by fields, within `timespan` (maxspan).
+    Sequence {
+        has_until: bool,
+    },
 }
 
 impl CorrelationKind {
@@ -583,6 +611,8 @@ impl CorrelationKind {
             CorrelationKind::ValueSum { .. } => "value_sum",
             CorrelationKind::ValueAvg { .. } => "value_avg",
             CorrelationKind::ValuePercentile { .. } => "value_percentile",
+            CorrelationKind::NewTerms => "new_terms",
+            CorrelationKind::Sequence { .. } => "sequence",
         }
     }
 }
