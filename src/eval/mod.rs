@@ -87,10 +87,16 @@ pub struct Engine {
     /// Indexes of `cloudtrail_rules` and `stream_rules` (`None` with `use_index` off).
     cloudtrail_index: Option<RuleIndex>,
     stream_index: Option<RuleIndex>,
-    index_scratch: IndexScratch,
-    /// Scratch: the candidate rules of the current event.
-    candidates: Vec<usize>,
+    scratch: MatchScratch,
     stats: EngineStats,
+}
+
+/// Per-thread scratch of [`Engine::match_rules`], reused between events.
+#[derive(Debug, Default)]
+pub struct MatchScratch {
+    index: IndexScratch,
+    /// The candidate rules of the current event.
+    candidates: Vec<usize>,
 }
 
 impl Engine {
@@ -136,8 +142,7 @@ impl Engine {
             stream_rules,
             cloudtrail_index,
             stream_index,
-            index_scratch: IndexScratch::default(),
-            candidates: Vec::new(),
+            scratch: MatchScratch::default(),
             stats,
         };
         (engine, diagnostics)
@@ -168,14 +173,30 @@ impl Engine {
     }
 
     /// Evaluates one event. `arrival_ms` is the wall-clock time the caller read it at, used
-    /// when the event carries no parseable time.
+    /// when the event carries no parseable time. The same as [`Engine::match_rules`] then
+    /// [`Engine::observe`].
     ///
     /// A value the event turns out not to represent (see [`Event::is_broken`]) stops the
     /// evaluation with no detections and nothing fed to correlations: the caller then treats
     /// the line as invalid JSON.
     pub fn evaluate(&mut self, event: &Event<'_>, arrival_ms: i64, out: &mut Detections) {
         out.clear();
-        self.stats.events += 1;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        self.match_rules(event, &mut scratch, &mut out.matches);
+        self.scratch = scratch;
+        self.observe(event, arrival_ms, out);
+    }
+
+    /// The stateless half of [`Engine::evaluate`]: the rules `event` matches, in rule order,
+    /// into `matches` (cleared first). It takes `&self`, so worker threads share one engine,
+    /// each with its own `scratch`.
+    pub fn match_rules(
+        &self,
+        event: &Event<'_>,
+        scratch: &mut MatchScratch,
+        matches: &mut Vec<usize>,
+    ) {
+        matches.clear();
         let (routed, index) = if is_cloudtrail(event) {
             (&self.cloudtrail_rules, &self.cloudtrail_index)
         } else {
@@ -183,16 +204,24 @@ impl Engine {
         };
         let candidates = match index {
             Some(index) => {
-                index.candidates(event, &mut self.index_scratch, &mut self.candidates);
-                &self.candidates
+                index.candidates(event, &mut scratch.index, &mut scratch.candidates);
+                &scratch.candidates
             }
             None => routed,
         };
         for &idx in candidates {
             if matcher::matches(&self.rules[idx].expr, event) {
-                out.matches.push(idx);
+                matches.push(idx);
             }
         }
+    }
+
+    /// The ordered, stateful half of [`Engine::evaluate`]: counts the matches in
+    /// `out.matches` (from [`Engine::match_rules`] on the same event) and feeds them to the
+    /// correlations, in arrival order.
+    pub fn observe(&mut self, event: &Event<'_>, arrival_ms: i64, out: &mut Detections) {
+        out.correlations.clear();
+        self.stats.events += 1;
         if event.is_broken() {
             out.clear();
             return;

@@ -19,7 +19,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::enrich;
-use crate::eval::{Detections, Engine};
+use crate::eval::{Detections, Engine, MatchScratch};
 use crate::event::{Event, EventBuffers, ParseError, json_type};
 
 /// What to do with lines that are not JSON objects.
@@ -45,6 +45,9 @@ pub struct ProtocolConfig {
     pub payload: Vec<String>,
     /// Expand `{"<key>": [...]}` into one output line per record (`--unwrap Records`).
     pub unwrap: Option<String>,
+    /// Threads that decode and match lines (`--threads`); 1 keeps everything on the calling
+    /// thread. Correlation, counters and output stay on the calling thread, in input order.
+    pub threads: usize,
 }
 
 impl Default for ProtocolConfig {
@@ -56,6 +59,7 @@ impl Default for ProtocolConfig {
             only_matches: false,
             payload: Vec::new(),
             unwrap: None,
+            threads: 1,
         }
     }
 }
@@ -133,6 +137,20 @@ pub struct Processor {
     errors: Vec<LineError>,
     /// Storage of the event views, reused from line to line.
     buffers: EventBuffers,
+    /// The matching threads, with `threads` > 1.
+    pool: Option<rayon::ThreadPool>,
+    /// Storage of [`Prepared`] lines, reused from batch to batch.
+    spare: Vec<Storage>,
+}
+
+/// The reusable storage of one prepared line: its event view and its match list.
+type Storage = (EventBuffers, Vec<usize>);
+
+/// A line decoded and matched by [`Processor::prepare`], waiting for
+/// [`Processor::process_prepared`].
+pub struct Prepared<'a> {
+    event: Event<'a>,
+    matches: Vec<usize>,
 }
 
 impl Processor {
@@ -145,7 +163,91 @@ impl Processor {
             enrichment: Vec::new(),
             errors: Vec::new(),
             buffers: EventBuffers::default(),
+            pool: None,
+            spare: Vec::new(),
         }
+        .with_pool()
+    }
+
+    fn with_pool(mut self) -> Processor {
+        if self.config.threads > 1 {
+            // Without a pool (the system refused threads) every line takes the sequential path.
+            self.pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(self.config.threads)
+                .thread_name(|idx| format!("vigil-match-{idx}"))
+                .build()
+                .ok();
+        }
+        self
+    }
+
+    /// Whether [`Processor::prepare`] does anything (`threads` > 1).
+    pub fn is_parallel(&self) -> bool {
+        self.pool.is_some()
+    }
+
+    /// Decodes and matches `lines` (complete lines, without `\n`) on the matching threads.
+    /// The stateless work only: hand each result, in order, with its line to
+    /// [`Processor::process_prepared`]. A line that needs more than the plain path
+    /// (`--payload`, `--unwrap`, the first line of the input, a bad line) comes back as
+    /// `None` and is processed whole there.
+    pub fn prepare<'a>(&mut self, lines: &[&'a [u8]]) -> Vec<Option<Prepared<'a>>> {
+        let Some(pool) = &self.pool else {
+            return lines.iter().map(|_| None).collect();
+        };
+        let plain = self.config.payload.is_empty() && self.config.unwrap.is_none();
+        if !plain {
+            return lines.iter().map(|_| None).collect();
+        }
+        let first_line = self.counters.lines_in == 0;
+        let max_line_bytes = self.config.max_line_bytes;
+        let engine = &self.engine;
+        let mut work: Vec<(&'a [u8], Option<Storage>)> = lines
+            .iter()
+            .enumerate()
+            .map(|(idx, &line)| {
+                let eligible = !(first_line && idx == 0);
+                (line, eligible.then(|| self.spare.pop().unwrap_or_default()))
+            })
+            .collect();
+        use rayon::prelude::*;
+        pool.install(|| {
+            work.par_iter_mut()
+                .with_min_len(4)
+                .map_init(MatchScratch::default, |scratch, (line, storage)| {
+                    let (mut buffers, mut matches) = storage.take()?;
+                    let line = line.strip_suffix(b"\r").unwrap_or(line);
+                    if line.len() > max_line_bytes {
+                        return None;
+                    }
+                    let text = std::str::from_utf8(line).ok()?;
+                    let event = Event::parse_with(text, &mut buffers).ok()?;
+                    engine.match_rules(&event, scratch, &mut matches);
+                    Some(Prepared { event, matches })
+                })
+                .collect()
+        })
+    }
+
+    /// Finishes one line of a batch given to [`Processor::prepare`], in input order.
+    pub fn process_prepared(
+        &mut self,
+        line: &[u8],
+        prepared: Option<Prepared<'_>>,
+        arrival_ms: i64,
+        out: &mut Vec<u8>,
+    ) {
+        let Some(Prepared { event, matches }) = prepared else {
+            self.process_line(line, arrival_ms, out);
+            return;
+        };
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        self.counters.lines_in += 1;
+        self.counters.bytes_in += line.len() as u64 + 1;
+        self.event(line, &event, Some(&matches), arrival_ms, out);
+        let mut buffers = EventBuffers::default();
+        event.into_buffers(&mut buffers);
+        self.spare.push((buffers, matches));
     }
 
     pub fn engine(&self) -> &Engine {
@@ -207,7 +309,7 @@ impl Processor {
             event.into_buffers(&mut self.buffers);
             return;
         }
-        self.event(line, &event, arrival_ms, out);
+        self.event(line, &event, None, arrival_ms, out);
         event.into_buffers(&mut self.buffers);
     }
 
@@ -284,7 +386,7 @@ impl Processor {
         for (idx, record) in records.iter().enumerate() {
             let text = record.get();
             match Event::parse(text) {
-                Ok(event) => self.event(text.as_bytes(), &event, arrival_ms, out),
+                Ok(event) => self.event(text.as_bytes(), &event, None, arrival_ms, out),
                 Err(_) => {
                     self.record_error(ErrorKind::NotObject, format!("record {idx} of {key}"));
                     match self.config.invalid {
@@ -299,11 +401,24 @@ impl Processor {
     }
 
     /// Evaluates one JSON object (`raw` is its text, `event` its view) and writes it.
-    fn event(&mut self, raw: &[u8], event: &Event<'_>, arrival_ms: i64, out: &mut Vec<u8>) {
+    /// `matches` are its rule matches when a matching thread found them already.
+    fn event(
+        &mut self,
+        raw: &[u8],
+        event: &Event<'_>,
+        matches: Option<&[usize]>,
+        arrival_ms: i64,
+        out: &mut Vec<u8>,
+    ) {
         self.enrichment.clear();
         // Whether the line holds a value serde_json cannot represent (see `crate::event`).
         let mut broken = false;
-        if self.config.payload.is_empty() {
+        if let Some(matches) = matches {
+            self.detections.clear();
+            self.detections.matches.extend_from_slice(matches);
+            self.engine.observe(event, arrival_ms, &mut self.detections);
+            broken = self.enrich(event);
+        } else if self.config.payload.is_empty() {
             broken = self.evaluate(event, arrival_ms);
         } else {
             let found = payload(event, &self.config.payload);
@@ -386,6 +501,12 @@ impl Processor {
     fn evaluate(&mut self, event: &Event<'_>, arrival_ms: i64) -> bool {
         self.engine
             .evaluate(event, arrival_ms, &mut self.detections);
+        self.enrich(event)
+    }
+
+    /// Counts the detections of an evaluated event and writes its enrichment; true when the
+    /// event turned out broken.
+    fn enrich(&mut self, event: &Event<'_>) -> bool {
         if event.is_broken() {
             return true;
         }
