@@ -6,6 +6,8 @@ pub mod index;
 pub mod matcher;
 pub mod time;
 
+use std::sync::Arc;
+
 use self::index::{IndexScratch, RuleIndex};
 use crate::correlate::{CorrelationHit, CorrelationStats, Correlator, Limits};
 use crate::diag::Diagnostic;
@@ -73,12 +75,22 @@ pub struct EngineStats {
     pub correlation: CorrelationStats,
 }
 
+/// The engine: the stateless [`Matcher`] (shared with matching threads) and the ordered,
+/// stateful rest (correlations, counters).
 pub struct Engine {
-    rules: Vec<Rule>,
+    matcher: Arc<Matcher>,
     /// `alert[i]` is false for a rule that only feeds correlations (`generate: false`).
     alert: Vec<bool>,
     correlator: Correlator,
     config: EngineConfig,
+    scratch: MatchScratch,
+    stats: EngineStats,
+}
+
+/// The stateless half of the engine: which rules an event matches. It is `Sync` and used
+/// through `&self` only, so several threads share one (see [`Engine::matcher`]).
+pub struct Matcher {
+    rules: Vec<Rule>,
     /// Rules that admit `aws/cloudtrail`, for events recognised as CloudTrail by shape.
     cloudtrail_rules: Vec<usize>,
     /// Rules that admit the declared `--logsource` (all rules when none is declared:
@@ -87,8 +99,6 @@ pub struct Engine {
     /// Indexes of `cloudtrail_rules` and `stream_rules` (`None` with `use_index` off).
     cloudtrail_index: Option<RuleIndex>,
     stream_index: Option<RuleIndex>,
-    scratch: MatchScratch,
-    stats: EngineStats,
 }
 
 /// Per-thread scratch of [`Engine::match_rules`], reused between events.
@@ -134,14 +144,16 @@ impl Engine {
             (None, None)
         };
         let engine = Engine {
-            rules: set.rules,
+            matcher: Arc::new(Matcher {
+                rules: set.rules,
+                cloudtrail_rules,
+                stream_rules,
+                cloudtrail_index,
+                stream_index,
+            }),
             alert,
             correlator,
             config,
-            cloudtrail_rules,
-            stream_rules,
-            cloudtrail_index,
-            stream_index,
             scratch: MatchScratch::default(),
             stats,
         };
@@ -149,7 +161,12 @@ impl Engine {
     }
 
     pub fn rules(&self) -> &[Rule] {
-        &self.rules
+        &self.matcher.rules
+    }
+
+    /// The stateless half, for matching threads.
+    pub fn matcher(&self) -> Arc<Matcher> {
+        Arc::clone(&self.matcher)
     }
 
     pub fn correlations(&self) -> &[Correlation] {
@@ -187,33 +204,14 @@ impl Engine {
         self.observe(event, arrival_ms, out);
     }
 
-    /// The stateless half of [`Engine::evaluate`]: the rules `event` matches, in rule order,
-    /// into `matches` (cleared first). It takes `&self`, so worker threads share one engine,
-    /// each with its own `scratch`.
+    /// The stateless half of [`Engine::evaluate`] ([`Matcher::match_rules`]).
     pub fn match_rules(
         &self,
         event: &Event<'_>,
         scratch: &mut MatchScratch,
         matches: &mut Vec<usize>,
     ) {
-        matches.clear();
-        let (routed, index) = if is_cloudtrail(event) {
-            (&self.cloudtrail_rules, &self.cloudtrail_index)
-        } else {
-            (&self.stream_rules, &self.stream_index)
-        };
-        let candidates = match index {
-            Some(index) => {
-                index.candidates(event, &mut scratch.index, &mut scratch.candidates);
-                &scratch.candidates
-            }
-            None => routed,
-        };
-        for &idx in candidates {
-            if matcher::matches(&self.rules[idx].expr, event) {
-                matches.push(idx);
-            }
-        }
+        self.matcher.match_rules(event, scratch, matches);
     }
 
     /// The ordered, stateful half of [`Engine::evaluate`]: counts the matches in
@@ -263,6 +261,36 @@ impl Engine {
         EngineStats {
             correlation: self.correlator.stats(),
             ..self.stats.clone()
+        }
+    }
+}
+
+impl Matcher {
+    /// The rules `event` matches, in rule order, into `matches` (cleared first). Each thread
+    /// brings its own `scratch`.
+    pub fn match_rules(
+        &self,
+        event: &Event<'_>,
+        scratch: &mut MatchScratch,
+        matches: &mut Vec<usize>,
+    ) {
+        matches.clear();
+        let (routed, index) = if is_cloudtrail(event) {
+            (&self.cloudtrail_rules, &self.cloudtrail_index)
+        } else {
+            (&self.stream_rules, &self.stream_index)
+        };
+        let candidates = match index {
+            Some(index) => {
+                index.candidates(event, &mut scratch.index, &mut scratch.candidates);
+                &scratch.candidates
+            }
+            None => routed,
+        };
+        for &idx in candidates {
+            if matcher::matches(&self.rules[idx].expr, event) {
+                matches.push(idx);
+            }
         }
     }
 }

@@ -540,14 +540,21 @@ impl<'p, W: Write, E: Write> Pump<'p, W, E> {
             lines.push(&rest[..idx]);
             rest = &rest[idx + 1..];
         }
-        let prepared = self.processor.prepare(&lines);
-        for (line, prepared) in lines.iter().zip(prepared) {
-            self.line_no += 1;
-            self.processor
-                .process_prepared(line, prepared, arrival_ms, &mut self.sink.buf);
-            self.report_errors();
-            self.sink.line_done()?;
-        }
+        let Pump {
+            processor,
+            sink,
+            reporter,
+            line_no,
+            ..
+        } = self;
+        processor.process_batch(&lines, |processor, line, prepared| {
+            *line_no += 1;
+            processor.process_prepared(line, prepared, arrival_ms, &mut sink.buf);
+            for error in processor.take_errors() {
+                reporter.line_error(&error, *line_no, Instant::now());
+            }
+            sink.line_done()
+        })?;
         Ok(rest)
     }
 

@@ -18,6 +18,8 @@ pub mod io;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use std::sync::Arc;
+
 use crate::enrich;
 use crate::eval::{Detections, Engine, MatchScratch};
 use crate::event::{Event, EventBuffers, ParseError, json_type};
@@ -138,15 +140,27 @@ pub struct Processor {
     /// Storage of the event views, reused from line to line.
     buffers: EventBuffers,
     /// The matching threads, with `threads` > 1.
-    pool: Option<rayon::ThreadPool>,
+    pool: Option<Arc<rayon::ThreadPool>>,
     /// Storage of [`Prepared`] lines, reused from batch to batch.
     spare: Vec<Storage>,
+    /// Matching scratch of this thread when it matches a batch itself.
+    scratch: MatchScratch,
 }
 
 /// The reusable storage of one prepared line: its event view and its match list.
 type Storage = (EventBuffers, Vec<usize>);
 
-/// A line decoded and matched by [`Processor::prepare`], waiting for
+/// Lines waiting for a matching thread, each with its storage (`None`: not for the plain path).
+type Batch<'a> = Vec<(&'a [u8], Option<Storage>)>;
+
+/// Lines a matching thread is done with.
+type PreparedBatch<'a> = Vec<(&'a [u8], Option<Prepared<'a>>)>;
+
+/// Lines per job of the matching threads: small enough that the ordered thread starts on a
+/// chunk's first lines early, large enough that a job is worth scheduling (~20 µs).
+const BATCH_LINES: usize = 8;
+
+/// A line decoded and matched by a matching thread, waiting for
 /// [`Processor::process_prepared`].
 pub struct Prepared<'a> {
     event: Event<'a>,
@@ -165,71 +179,140 @@ impl Processor {
             buffers: EventBuffers::default(),
             pool: None,
             spare: Vec::new(),
+            scratch: MatchScratch::default(),
         }
         .with_pool()
     }
 
     fn with_pool(mut self) -> Processor {
         if self.config.threads > 1 {
+            // This thread matches too (see `process_batch`), so the pool has one thread less.
             // Without a pool (the system refused threads) every line takes the sequential path.
             self.pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(self.config.threads)
+                .num_threads(self.config.threads - 1)
                 .thread_name(|idx| format!("vigil-match-{idx}"))
                 .build()
-                .ok();
+                .ok()
+                .map(Arc::new);
         }
         self
     }
 
-    /// Whether [`Processor::prepare`] does anything (`threads` > 1).
+    /// Whether [`Processor::process_batch`] uses matching threads (`threads` > 1).
     pub fn is_parallel(&self) -> bool {
         self.pool.is_some()
     }
 
-    /// Decodes and matches `lines` (complete lines, without `\n`) on the matching threads.
-    /// The stateless work only: hand each result, in order, with its line to
-    /// [`Processor::process_prepared`]. A line that needs more than the plain path
-    /// (`--payload`, `--unwrap`, the first line of the input, a bad line) comes back as
-    /// `None` and is processed whole there.
-    pub fn prepare<'a>(&mut self, lines: &[&'a [u8]]) -> Vec<Option<Prepared<'a>>> {
-        let Some(pool) = &self.pool else {
-            return lines.iter().map(|_| None).collect();
-        };
+    /// Processes complete lines (without `\n`) of one chunk, in order: the matching threads
+    /// decode and match them in small batches, while this thread finishes each line in
+    /// input order as soon as its batch is ready (correlation, counters, output) and calls
+    /// `each` with the line and its preparation; `each` hands both to
+    /// [`Processor::process_prepared`] and does the caller's per-line work. A line that
+    /// needs more than the plain path (`--payload`, `--unwrap`, the first line of the
+    /// input, a bad line) comes with `None` and is processed whole there. Stops at the first
+    /// error of `each` and returns it.
+    pub fn process_batch<'a, E>(
+        &mut self,
+        lines: &[&'a [u8]],
+        mut each: impl FnMut(&mut Processor, &'a [u8], Option<Prepared<'a>>) -> Result<(), E>,
+    ) -> Result<(), E> {
         let plain = self.config.payload.is_empty() && self.config.unwrap.is_none();
-        if !plain {
-            return lines.iter().map(|_| None).collect();
-        }
+        let pool = match &self.pool {
+            Some(pool) if plain => Arc::clone(pool),
+            _ => {
+                for &line in lines {
+                    each(self, line, None)?;
+                }
+                return Ok(());
+            }
+        };
         let first_line = self.counters.lines_in == 0;
         let max_line_bytes = self.config.max_line_bytes;
-        let engine = &self.engine;
-        let mut work: Vec<(&'a [u8], Option<Storage>)> = lines
-            .iter()
-            .enumerate()
-            .map(|(idx, &line)| {
-                let eligible = !(first_line && idx == 0);
-                (line, eligible.then(|| self.spare.pop().unwrap_or_default()))
-            })
+        let matcher = self.engine.matcher();
+        let mut batches: Vec<Batch<'a>> = Vec::new();
+        for (idx, &line) in lines.iter().enumerate() {
+            if idx % BATCH_LINES == 0 {
+                batches.push(Vec::with_capacity(BATCH_LINES));
+            }
+            let eligible = !(first_line && idx == 0);
+            let storage = eligible.then(|| self.spare.pop().unwrap_or_default());
+            if let Some(batch) = batches.last_mut() {
+                batch.push((line, storage));
+            }
+        }
+        // Each batch is taken by whoever gets to it first: a matching thread, or this
+        // thread when it needs the batch next and no matching thread has started it, so
+        // that this thread matches too rather than wait.
+        let batches: Vec<std::sync::Mutex<Option<Batch<'a>>>> = batches
+            .into_iter()
+            .map(|batch| std::sync::Mutex::new(Some(batch)))
             .collect();
-        use rayon::prelude::*;
-        pool.install(|| {
-            work.par_iter_mut()
-                .with_min_len(4)
-                .map_init(MatchScratch::default, |scratch, (line, storage)| {
-                    let (mut buffers, mut matches) = storage.take()?;
-                    let line = line.strip_suffix(b"\r").unwrap_or(line);
-                    if line.len() > max_line_bytes {
-                        return None;
-                    }
-                    let text = std::str::from_utf8(line).ok()?;
-                    let event = Event::parse_with(text, &mut buffers).ok()?;
-                    engine.match_rules(&event, scratch, &mut matches);
-                    Some(Prepared { event, matches })
+        let take = |batch_idx: usize| -> Option<Batch<'a>> {
+            match batches[batch_idx].lock() {
+                Ok(mut batch) => batch.take(),
+                Err(poisoned) => poisoned.into_inner().take(),
+            }
+        };
+        let prepare = |batch: Batch<'a>, scratch: &mut MatchScratch| {
+            batch
+                .into_iter()
+                .map(|(line, storage)| {
+                    let prepared = storage.and_then(|(mut buffers, mut matches)| {
+                        let text = line.strip_suffix(b"\r").unwrap_or(line);
+                        if text.len() > max_line_bytes {
+                            return None;
+                        }
+                        let text = std::str::from_utf8(text).ok()?;
+                        let event = Event::parse_with(text, &mut buffers).ok()?;
+                        matcher.match_rules(&event, scratch, &mut matches);
+                        Some(Prepared { event, matches })
+                    });
+                    (line, prepared)
                 })
-                .collect()
-        })
+                .collect::<PreparedBatch<'a>>()
+        };
+        let n_batches = batches.len();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let result = pool.in_place_scope(|scope| {
+            let (sender, receiver) = std::sync::mpsc::channel();
+            for batch_idx in 0..n_batches {
+                let sender = sender.clone();
+                let (take, prepare) = (&take, &prepare);
+                scope.spawn(move |_| {
+                    if let Some(batch) = take(batch_idx) {
+                        let prepared = prepare(batch, &mut MatchScratch::default());
+                        // The receiver only goes away when `each` failed; nobody wants it then.
+                        let _ = sender.send((batch_idx, prepared));
+                    }
+                });
+            }
+            drop(sender);
+            let mut ready: Vec<Option<PreparedBatch<'a>>> = (0..n_batches).map(|_| None).collect();
+            for next in 0..n_batches {
+                if ready[next].is_none()
+                    && let Some(batch) = take(next)
+                {
+                    ready[next] = Some(prepare(batch, &mut scratch));
+                }
+                while ready[next].is_none() {
+                    match receiver.recv() {
+                        Ok((batch_idx, prepared)) => ready[batch_idx] = Some(prepared),
+                        // Every sender is gone with a batch missing: a matching thread
+                        // panicked. Losing lines silently is not an option.
+                        Err(_) => panic!("a matching thread stopped without its lines"),
+                    }
+                }
+                for (line, prepared) in ready[next].take().unwrap_or_default() {
+                    each(self, line, prepared)?;
+                }
+            }
+            Ok(())
+        });
+        self.scratch = scratch;
+        result
     }
 
-    /// Finishes one line of a batch given to [`Processor::prepare`], in input order.
+    /// Finishes one line given by [`Processor::process_batch`], in input order.
     pub fn process_prepared(
         &mut self,
         line: &[u8],
