@@ -87,6 +87,8 @@ pub struct Event<'a> {
     /// Whether the text has a `\u` escape: the index's raw-text keyword filter is exact only
     /// without one (an escaped character does not appear as itself in the raw bytes).
     has_unicode_escape: bool,
+    /// Whether the text has any `\` (so any escape at all).
+    has_escape: bool,
     /// Set when a value failed to materialize (a number beyond `f64`).
     broken: Cell<bool>,
     derived: Derived,
@@ -124,6 +126,7 @@ impl<'a> Event<'a> {
                 slots: Vec::new(),
                 root: OnceCell::from(value.clone()),
                 has_unicode_escape: false,
+                has_escape: false,
                 broken: Cell::new(false),
                 derived: Derived::default(),
             },
@@ -163,6 +166,7 @@ impl<'a> Event<'a> {
             slots,
             root,
             has_unicode_escape,
+            has_escape: has_backslash,
             broken: Cell::new(false),
             derived: Derived::default(),
         })
@@ -176,6 +180,11 @@ impl<'a> Event<'a> {
     /// Whether the text contains a `\u` escape.
     pub fn has_unicode_escape(&self) -> bool {
         self.has_unicode_escape
+    }
+
+    /// Whether the text contains a `\` (an escape of any kind).
+    pub fn has_escape(&self) -> bool {
+        self.has_escape
     }
 
     /// True when a value read from this event was not representable (see the module doc):

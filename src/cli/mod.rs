@@ -68,7 +68,7 @@ pub struct Cli {
 enum Command {
     /// Filter NDJSON events from stdin to stdout, enriched with the rules they match (default).
     #[command(after_help = EXIT_CODES_HELP)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Load rule files, print every diagnostic and a summary; exit 1 on any error.
     #[command(after_help = EXIT_CODES_HELP)]
     Check(CheckArgs),
@@ -160,6 +160,10 @@ struct RunArgs {
     /// index has a bug.
     #[arg(long)]
     no_index: bool,
+    /// Threads that decode and match lines (default: the available cores). Correlation and
+    /// output stay on one thread, in input order; `--threads 1` does everything on it.
+    #[arg(long, value_name = "N", value_parser = parse_positive)]
+    threads: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -214,7 +218,7 @@ pub fn main() -> ExitCode {
     };
     let code = match cli.command {
         None => run::run(cli.run),
-        Some(Command::Run(args)) => run::run(args),
+        Some(Command::Run(args)) => run::run(*args),
         Some(Command::Check(args)) => check::check(args),
         Some(Command::Rules(args)) => rules_cmd::rules(args),
     };
@@ -420,6 +424,14 @@ mod tests {
     fn no_index_flag() {
         assert!(!parse(&[]).unwrap().run.no_index);
         assert!(parse(&["--no-index"]).unwrap().run.no_index);
+    }
+
+    #[test]
+    fn threads_flag() {
+        assert_eq!(parse(&[]).unwrap().run.threads, None);
+        assert_eq!(parse(&["--threads", "2"]).unwrap().run.threads, Some(2));
+        assert!(parse(&["--threads", "0"]).is_err());
+        assert!(parse(&["--threads", "two"]).is_err());
     }
 
     #[test]

@@ -52,6 +52,9 @@ pub(super) fn run(args: RunArgs) -> u8 {
         only_matches: args.only_matches,
         payload: args.payload.clone().map(|p| p.0).unwrap_or_default(),
         unwrap: args.unwrap.clone(),
+        threads: args.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        }),
     };
     let mut processor = Processor::new(engine, protocol);
     let options = IoOptions {

@@ -80,17 +80,43 @@ pub enum Need {
 }
 
 impl Need {
-    /// Lower is more selective: the weakest atom first, then the number of atoms.
-    fn cost(&self) -> (u8, usize) {
+    /// Lower is more selective: the weakest kind of atom first, then an estimate of how many
+    /// events pass. An exact value of a field that rules ask `distinct` values of passes
+    /// about one event in `distinct + 1` (`eventName` has many, `eventSource` few, so
+    /// `eventName in (a, b)` passes fewer events than `eventSource eq "ec2..."`); any other
+    /// atom is counted as passing every event.
+    fn is_better(&self, other: &Need, distinct: &dyn Fn(&FieldPath) -> usize) -> bool {
+        let (rank, pass) = self.cost(distinct);
+        let (other_rank, other_pass) = other.cost(distinct);
+        rank < other_rank || (rank == other_rank && pass.total_cmp(&other_pass).is_lt())
+    }
+
+    fn cost(&self, distinct: &dyn Fn(&FieldPath) -> usize) -> (u8, f64) {
         match self {
-            Need::Always => (u8::MAX, usize::MAX),
-            Need::AnyOf(atoms) => (atoms.iter().map(Atom::rank).max().unwrap_or(0), atoms.len()),
+            Need::Always => (u8::MAX, f64::INFINITY),
+            Need::AnyOf(atoms) => (
+                atoms.iter().map(Atom::rank).max().unwrap_or(0),
+                atoms
+                    .iter()
+                    .map(|atom| match atom {
+                        Atom::Exact { path, .. } => 1.0 / (distinct(path) as f64 + 1.0),
+                        _ => 1.0,
+                    })
+                    .sum(),
+            ),
         }
     }
 }
 
-/// The necessary condition of `expr` (see the module doc).
+/// The necessary condition of `expr` (see the module doc), every field alike.
 pub fn necessary(expr: &Expr) -> Need {
+    necessary_ranked(expr, &|_| 0)
+}
+
+/// The necessary condition of `expr`; among equally good operands of an `and`, the one whose
+/// exact-value fields have the most `distinct` values.
+pub fn necessary_ranked(expr: &Expr, distinct: &dyn Fn(&FieldPath) -> usize) -> Need {
+    let necessary = |expr: &Expr| necessary_ranked(expr, distinct);
     match expr {
         Expr::Const(true) => Need::Always,
         Expr::Const(false) => Need::AnyOf(Vec::new()),
@@ -101,7 +127,7 @@ pub fn necessary(expr: &Expr) -> Need {
                 if need == Need::AnyOf(Vec::new()) {
                     return need;
                 }
-                if need.cost() < best.cost() {
+                if need.is_better(&best, distinct) {
                     best = need;
                 }
             }
@@ -177,16 +203,20 @@ fn field_need(path: &FieldPath, pred: &Predicate) -> Need {
     }
 }
 
-/// Whether a keyword needle found in a value is also found, as is, in the raw line (see the
-/// module doc).
+/// Whether a keyword needle found in a value is also found, as is, in a raw line without
+/// escapes (see the module doc): printable ASCII, with a character no number's text has.
 fn keyword_needle_is_safe(needle: &str) -> bool {
     !needle.is_empty()
-        && needle
-            .bytes()
-            .all(|b| (0x20..0x7f).contains(&b) && !matches!(b, b'"' | b'\\' | b'/'))
+        && needle.bytes().all(|b| (0x20..0x7f).contains(&b))
         && needle
             .bytes()
             .any(|b| !matches!(b, b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-'))
+}
+
+/// Whether a safe keyword needle is also found as is in a line whose only escapes are not
+/// `\u` escapes: it has no character JSON may write with another escape.
+fn keyword_needle_survives_escapes(needle: &str) -> bool {
+    !needle.bytes().any(|b| matches!(b, b'"' | b'\\' | b'/'))
 }
 
 /// The index over a set of rules (those of one log-source route).
@@ -195,8 +225,9 @@ pub struct RuleIndex {
     always: Vec<usize>,
     exact: Vec<ExactField>,
     needles: Vec<NeedleField>,
-    keywords_cased: Option<Automaton>,
-    keywords_folded: Option<Automaton>,
+    /// Keyword needles by `2 * folded + escape_sensitive`: case-folded or not, and whether
+    /// the needle has a character JSON may write as a short escape (`\"`, `\\`, `\/`).
+    keywords: [Option<Automaton>; 4],
     present: Vec<(FieldPath, Vec<usize>)>,
 }
 
@@ -273,7 +304,7 @@ impl RuleIndex {
         let mut exact: Vec<ExactField> = Vec::new();
         let mut needles: HashMap<FieldPath, [NeedleList; 2]> = HashMap::new();
         let mut needle_order: Vec<FieldPath> = Vec::new();
-        let mut keywords: [NeedleList; 2] = [Vec::new(), Vec::new()];
+        let mut keywords: [NeedleList; 4] = Default::default();
         let mut present: Vec<(FieldPath, Vec<usize>)> = Vec::new();
         let add_needle =
             |list: &mut Vec<(String, Vec<usize>)>, needle: &str, rule: usize| match list
@@ -283,8 +314,13 @@ impl RuleIndex {
                 Some((_, rules)) => rules.push(rule),
                 None => list.push((needle.to_string(), vec![rule])),
             };
+        let mut values: HashMap<&FieldPath, std::collections::HashSet<&str>> = HashMap::new();
         for &rule in rule_ids {
-            let atoms = match necessary(&rules[rule].expr) {
+            exact_values(&rules[rule].expr, &mut values);
+        }
+        let distinct = |path: &FieldPath| values.get(path).map_or(0, |set| set.len());
+        for &rule in rule_ids {
+            let atoms = match necessary_ranked(&rules[rule].expr, &distinct) {
                 Need::Always => {
                     always.push(rule);
                     continue;
@@ -325,7 +361,9 @@ impl RuleIndex {
                         add_needle(&mut lists[usize::from(!cased)], &needle, rule);
                     }
                     Atom::Keyword { needle, cased } => {
-                        add_needle(&mut keywords[usize::from(!cased)], &needle, rule);
+                        let sensitive = !keyword_needle_survives_escapes(&needle);
+                        let slot = 2 * usize::from(!cased) + usize::from(sensitive);
+                        add_needle(&mut keywords[slot], &needle, rule);
                     }
                     Atom::Present(path) => {
                         match present.iter_mut().find(|(known, _)| *known == path) {
@@ -347,13 +385,17 @@ impl RuleIndex {
                 })
             })
             .collect();
-        let [cased, folded] = keywords;
+        let [cased_plain, cased_sensitive, folded_plain, folded_sensitive] = keywords;
         RuleIndex {
             always,
             exact,
             needles,
-            keywords_cased: Automaton::build(cased, false),
-            keywords_folded: Automaton::build(folded, true),
+            keywords: [
+                Automaton::build(cased_plain, false),
+                Automaton::build(cased_sensitive, false),
+                Automaton::build(folded_plain, true),
+                Automaton::build(folded_sensitive, true),
+            ],
             present,
         }
     }
@@ -408,18 +450,20 @@ impl RuleIndex {
                 })
             });
         }
-        if self.keywords_cased.is_some() || self.keywords_folded.is_some() {
+        if self.keywords.iter().any(Option::is_some) {
             let text = event.text();
-            let escaped = event.has_unicode_escape();
-            if let Some(automaton) = &self.keywords_cased {
-                if escaped {
-                    automaton.all_rules(&mut add);
+            let ascii = text.is_ascii();
+            for (slot, automaton) in self.keywords.iter().enumerate() {
+                let Some(automaton) = automaton else {
+                    continue;
+                };
+                let (folded, sensitive) = (slot >= 2, slot % 2 == 1);
+                let escaped = if sensitive {
+                    event.has_escape()
                 } else {
-                    automaton.each_rule(text, &mut add);
-                }
-            }
-            if let Some(automaton) = &self.keywords_folded {
-                if escaped || !text.is_ascii() {
+                    event.has_unicode_escape()
+                };
+                if escaped || (folded && !ascii) {
                     automaton.all_rules(&mut add);
                 } else {
                     automaton.each_rule(text, &mut add);
@@ -434,6 +478,24 @@ impl RuleIndex {
             }
         }
         out.sort_unstable();
+    }
+}
+
+/// Every exact value rules ask of each field.
+fn exact_values<'r>(
+    expr: &'r Expr,
+    out: &mut HashMap<&'r FieldPath, std::collections::HashSet<&'r str>>,
+) {
+    match expr {
+        Expr::And(items) | Expr::Or(items) => items.iter().for_each(|item| exact_values(item, out)),
+        Expr::Not(inner) => exact_values(inner, out),
+        Expr::Field {
+            path,
+            pred: Predicate::Str(matcher),
+        } if matcher.kind == StrKind::Exact => {
+            out.entry(path).or_default().insert(matcher.needle.as_str());
+        }
+        _ => {}
     }
 }
 
@@ -511,6 +573,19 @@ mod tests {
     }
 
     #[test]
+    fn ties_go_to_the_field_with_more_distinct_values() {
+        let expr = Expr::and(vec![
+            str_field("eventSource", StrKind::Exact, "ec2.amazonaws.com", false),
+            str_field("eventName", StrKind::Exact, "CreateRoute", false),
+        ]);
+        let distinct = |path: &FieldPath| if path.raw == "eventName" { 50 } else { 5 };
+        assert_eq!(
+            necessary_ranked(&expr, &distinct),
+            Need::AnyOf(vec![exact("eventName", "createroute", false)])
+        );
+    }
+
+    #[test]
     fn not_gives_no_condition_except_not_null() {
         let negated = Expr::not(str_field("eventName", StrKind::Exact, "A", false));
         assert_eq!(necessary(&negated), Need::Always);
@@ -574,11 +649,14 @@ mod tests {
                 cased: false
             }])
         );
-        // Numbers have another text in the line (`1e1` is 10), quotes and slashes may be
-        // escaped, non-ASCII may be written as `\u` escapes.
-        for needle in ["10", "1.5e+3", "a\"b", "c:/x", "é", ""] {
+        // Numbers have another text in the line (`1e1` is 10) and non-ASCII may be written
+        // as `\u` escapes; quotes and slashes may be escaped, so such needles are kept apart
+        // and only searched in lines without any escape.
+        for needle in ["10", "1.5e+3", "é", ""] {
             assert_eq!(necessary(&keyword(needle)), Need::Always, "{needle}");
         }
+        assert!(keyword_needle_is_safe("c:/x") && !keyword_needle_survives_escapes("c:/x"));
+        assert!(keyword_needle_survives_escapes("mimikatz"));
     }
 
     /// Candidates are a superset of the matches, on events built to hit each atom kind.
@@ -628,6 +706,7 @@ mod tests {
             ))),
             rule(str_field("n", StrKind::Exact, "10", false)),
             rule(str_field("list", StrKind::Exact, "b", false)),
+            rule(Expr::Keyword(StrMatch::new(StrKind::Contains, "a/b", true))),
         ];
         let ids: Vec<usize> = (0..rules.len()).collect();
         let index = RuleIndex::new(&rules, &ids);
@@ -639,6 +718,8 @@ mod tests {
             r#"{"x":"\u0053ecret"}"#,
             r#"{"n":1e1}"#,
             r#"{"list":["a","B"]}"#,
+            r#"{"path":"a\/b"}"#,
+            r#"{"path":"a/b"}"#,
             r#"{}"#,
         ];
         let mut scratch = IndexScratch::default();

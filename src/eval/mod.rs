@@ -6,6 +6,8 @@ pub mod index;
 pub mod matcher;
 pub mod time;
 
+use std::sync::Arc;
+
 use self::index::{IndexScratch, RuleIndex};
 use crate::correlate::{CorrelationHit, CorrelationStats, Correlator, Limits};
 use crate::diag::Diagnostic;
@@ -73,12 +75,22 @@ pub struct EngineStats {
     pub correlation: CorrelationStats,
 }
 
+/// The engine: the stateless [`Matcher`] (shared with matching threads) and the ordered,
+/// stateful rest (correlations, counters).
 pub struct Engine {
-    rules: Vec<Rule>,
+    matcher: Arc<Matcher>,
     /// `alert[i]` is false for a rule that only feeds correlations (`generate: false`).
     alert: Vec<bool>,
     correlator: Correlator,
     config: EngineConfig,
+    scratch: MatchScratch,
+    stats: EngineStats,
+}
+
+/// The stateless half of the engine: which rules an event matches. It is `Sync` and used
+/// through `&self` only, so several threads share one (see [`Engine::matcher`]).
+pub struct Matcher {
+    rules: Vec<Rule>,
     /// Rules that admit `aws/cloudtrail`, for events recognised as CloudTrail by shape.
     cloudtrail_rules: Vec<usize>,
     /// Rules that admit the declared `--logsource` (all rules when none is declared:
@@ -87,10 +99,14 @@ pub struct Engine {
     /// Indexes of `cloudtrail_rules` and `stream_rules` (`None` with `use_index` off).
     cloudtrail_index: Option<RuleIndex>,
     stream_index: Option<RuleIndex>,
-    index_scratch: IndexScratch,
-    /// Scratch: the candidate rules of the current event.
+}
+
+/// Per-thread scratch of [`Engine::match_rules`], reused between events.
+#[derive(Debug, Default)]
+pub struct MatchScratch {
+    index: IndexScratch,
+    /// The candidate rules of the current event.
     candidates: Vec<usize>,
-    stats: EngineStats,
 }
 
 impl Engine {
@@ -128,23 +144,29 @@ impl Engine {
             (None, None)
         };
         let engine = Engine {
-            rules: set.rules,
+            matcher: Arc::new(Matcher {
+                rules: set.rules,
+                cloudtrail_rules,
+                stream_rules,
+                cloudtrail_index,
+                stream_index,
+            }),
             alert,
             correlator,
             config,
-            cloudtrail_rules,
-            stream_rules,
-            cloudtrail_index,
-            stream_index,
-            index_scratch: IndexScratch::default(),
-            candidates: Vec::new(),
+            scratch: MatchScratch::default(),
             stats,
         };
         (engine, diagnostics)
     }
 
     pub fn rules(&self) -> &[Rule] {
-        &self.rules
+        &self.matcher.rules
+    }
+
+    /// The stateless half, for matching threads.
+    pub fn matcher(&self) -> Arc<Matcher> {
+        Arc::clone(&self.matcher)
     }
 
     pub fn correlations(&self) -> &[Correlation] {
@@ -168,31 +190,36 @@ impl Engine {
     }
 
     /// Evaluates one event. `arrival_ms` is the wall-clock time the caller read it at, used
-    /// when the event carries no parseable time.
+    /// when the event carries no parseable time. The same as [`Engine::match_rules`] then
+    /// [`Engine::observe`].
     ///
     /// A value the event turns out not to represent (see [`Event::is_broken`]) stops the
     /// evaluation with no detections and nothing fed to correlations: the caller then treats
     /// the line as invalid JSON.
     pub fn evaluate(&mut self, event: &Event<'_>, arrival_ms: i64, out: &mut Detections) {
         out.clear();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        self.match_rules(event, &mut scratch, &mut out.matches);
+        self.scratch = scratch;
+        self.observe(event, arrival_ms, out);
+    }
+
+    /// The stateless half of [`Engine::evaluate`] ([`Matcher::match_rules`]).
+    pub fn match_rules(
+        &self,
+        event: &Event<'_>,
+        scratch: &mut MatchScratch,
+        matches: &mut Vec<usize>,
+    ) {
+        self.matcher.match_rules(event, scratch, matches);
+    }
+
+    /// The ordered, stateful half of [`Engine::evaluate`]: counts the matches in
+    /// `out.matches` (from [`Engine::match_rules`] on the same event) and feeds them to the
+    /// correlations, in arrival order.
+    pub fn observe(&mut self, event: &Event<'_>, arrival_ms: i64, out: &mut Detections) {
+        out.correlations.clear();
         self.stats.events += 1;
-        let (routed, index) = if is_cloudtrail(event) {
-            (&self.cloudtrail_rules, &self.cloudtrail_index)
-        } else {
-            (&self.stream_rules, &self.stream_index)
-        };
-        let candidates = match index {
-            Some(index) => {
-                index.candidates(event, &mut self.index_scratch, &mut self.candidates);
-                &self.candidates
-            }
-            None => routed,
-        };
-        for &idx in candidates {
-            if matcher::matches(&self.rules[idx].expr, event) {
-                out.matches.push(idx);
-            }
-        }
         if event.is_broken() {
             out.clear();
             return;
@@ -234,6 +261,36 @@ impl Engine {
         EngineStats {
             correlation: self.correlator.stats(),
             ..self.stats.clone()
+        }
+    }
+}
+
+impl Matcher {
+    /// The rules `event` matches, in rule order, into `matches` (cleared first). Each thread
+    /// brings its own `scratch`.
+    pub fn match_rules(
+        &self,
+        event: &Event<'_>,
+        scratch: &mut MatchScratch,
+        matches: &mut Vec<usize>,
+    ) {
+        matches.clear();
+        let (routed, index) = if is_cloudtrail(event) {
+            (&self.cloudtrail_rules, &self.cloudtrail_index)
+        } else {
+            (&self.stream_rules, &self.stream_index)
+        };
+        let candidates = match index {
+            Some(index) => {
+                index.candidates(event, &mut scratch.index, &mut scratch.candidates);
+                &scratch.candidates
+            }
+            None => routed,
+        };
+        for &idx in candidates {
+            if matcher::matches(&self.rules[idx].expr, event) {
+                matches.push(idx);
+            }
         }
     }
 }

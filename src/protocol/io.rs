@@ -460,7 +460,11 @@ impl<'p, W: Write, E: Write> Pump<'p, W, E> {
             }
             match newline {
                 Some(idx) => {
-                    if self.partial.is_empty() {
+                    if self.partial.is_empty() && self.processor.is_parallel() {
+                        // Every whole line of the chunk, matched on the worker threads.
+                        data = self.lines(data, arrival_ms)?;
+                        continue;
+                    } else if self.partial.is_empty() {
                         // The whole line is in this chunk: no copy.
                         self.line(&data[..idx], arrival_ms)?;
                     } else if self.partial.len() + idx <= self.limit() {
@@ -525,6 +529,33 @@ impl<'p, W: Write, E: Write> Pump<'p, W, E> {
             .process_line(line, arrival_ms, &mut self.sink.buf);
         self.report_errors();
         self.sink.line_done()
+    }
+
+    /// The complete lines at the start of `data` as one batch for the matching threads, then
+    /// one by one in order; returns what follows the last of them.
+    fn lines<'d>(&mut self, data: &'d [u8], arrival_ms: i64) -> io::Result<&'d [u8]> {
+        let mut lines = Vec::new();
+        let mut rest = data;
+        while let Some(idx) = memchr(b'\n', rest) {
+            lines.push(&rest[..idx]);
+            rest = &rest[idx + 1..];
+        }
+        let Pump {
+            processor,
+            sink,
+            reporter,
+            line_no,
+            ..
+        } = self;
+        processor.process_batch(&lines, |processor, line, prepared| {
+            *line_no += 1;
+            processor.process_prepared(line, prepared, arrival_ms, &mut sink.buf);
+            for error in processor.take_errors() {
+                reporter.line_error(&error, *line_no, Instant::now());
+            }
+            sink.line_done()
+        })?;
+        Ok(rest)
     }
 
     /// The current line (`partial` + `more`) turned out longer than the limit.

@@ -18,8 +18,10 @@ pub mod io;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use std::sync::Arc;
+
 use crate::enrich;
-use crate::eval::{Detections, Engine};
+use crate::eval::{Detections, Engine, MatchScratch};
 use crate::event::{Event, EventBuffers, ParseError, json_type};
 
 /// What to do with lines that are not JSON objects.
@@ -45,6 +47,9 @@ pub struct ProtocolConfig {
     pub payload: Vec<String>,
     /// Expand `{"<key>": [...]}` into one output line per record (`--unwrap Records`).
     pub unwrap: Option<String>,
+    /// Threads that decode and match lines (`--threads`); 1 keeps everything on the calling
+    /// thread. Correlation, counters and output stay on the calling thread, in input order.
+    pub threads: usize,
 }
 
 impl Default for ProtocolConfig {
@@ -56,6 +61,7 @@ impl Default for ProtocolConfig {
             only_matches: false,
             payload: Vec::new(),
             unwrap: None,
+            threads: 1,
         }
     }
 }
@@ -133,6 +139,32 @@ pub struct Processor {
     errors: Vec<LineError>,
     /// Storage of the event views, reused from line to line.
     buffers: EventBuffers,
+    /// The matching threads, with `threads` > 1.
+    pool: Option<Arc<rayon::ThreadPool>>,
+    /// Storage of [`Prepared`] lines, reused from batch to batch.
+    spare: Vec<Storage>,
+    /// Matching scratch of this thread when it matches a batch itself.
+    scratch: MatchScratch,
+}
+
+/// The reusable storage of one prepared line: its event view and its match list.
+type Storage = (EventBuffers, Vec<usize>);
+
+/// Lines waiting for a matching thread, each with its storage (`None`: not for the plain path).
+type Batch<'a> = Vec<(&'a [u8], Option<Storage>)>;
+
+/// Lines a matching thread is done with.
+type PreparedBatch<'a> = Vec<(&'a [u8], Option<Prepared<'a>>)>;
+
+/// Lines per job of the matching threads: small enough that the ordered thread starts on a
+/// chunk's first lines early, large enough that a job is worth scheduling (~20 µs).
+const BATCH_LINES: usize = 8;
+
+/// A line decoded and matched by a matching thread, waiting for
+/// [`Processor::process_prepared`].
+pub struct Prepared<'a> {
+    event: Event<'a>,
+    matches: Vec<usize>,
 }
 
 impl Processor {
@@ -145,7 +177,160 @@ impl Processor {
             enrichment: Vec::new(),
             errors: Vec::new(),
             buffers: EventBuffers::default(),
+            pool: None,
+            spare: Vec::new(),
+            scratch: MatchScratch::default(),
         }
+        .with_pool()
+    }
+
+    fn with_pool(mut self) -> Processor {
+        if self.config.threads > 1 {
+            // This thread matches too (see `process_batch`), so the pool has one thread less.
+            // Without a pool (the system refused threads) every line takes the sequential path.
+            self.pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(self.config.threads - 1)
+                .thread_name(|idx| format!("vigil-match-{idx}"))
+                .build()
+                .ok()
+                .map(Arc::new);
+        }
+        self
+    }
+
+    /// Whether [`Processor::process_batch`] uses matching threads (`threads` > 1).
+    pub fn is_parallel(&self) -> bool {
+        self.pool.is_some()
+    }
+
+    /// Processes complete lines (without `\n`) of one chunk, in order: the matching threads
+    /// decode and match them in small batches, while this thread finishes each line in
+    /// input order as soon as its batch is ready (correlation, counters, output) and calls
+    /// `each` with the line and its preparation; `each` hands both to
+    /// [`Processor::process_prepared`] and does the caller's per-line work. A line that
+    /// needs more than the plain path (`--payload`, `--unwrap`, the first line of the
+    /// input, a bad line) comes with `None` and is processed whole there. Stops at the first
+    /// error of `each` and returns it.
+    pub fn process_batch<'a, E>(
+        &mut self,
+        lines: &[&'a [u8]],
+        mut each: impl FnMut(&mut Processor, &'a [u8], Option<Prepared<'a>>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let plain = self.config.payload.is_empty() && self.config.unwrap.is_none();
+        let pool = match &self.pool {
+            Some(pool) if plain => Arc::clone(pool),
+            _ => {
+                for &line in lines {
+                    each(self, line, None)?;
+                }
+                return Ok(());
+            }
+        };
+        let first_line = self.counters.lines_in == 0;
+        let max_line_bytes = self.config.max_line_bytes;
+        let matcher = self.engine.matcher();
+        let mut batches: Vec<Batch<'a>> = Vec::new();
+        for (idx, &line) in lines.iter().enumerate() {
+            if idx % BATCH_LINES == 0 {
+                batches.push(Vec::with_capacity(BATCH_LINES));
+            }
+            let eligible = !(first_line && idx == 0);
+            let storage = eligible.then(|| self.spare.pop().unwrap_or_default());
+            if let Some(batch) = batches.last_mut() {
+                batch.push((line, storage));
+            }
+        }
+        // Each batch is taken by whoever gets to it first: a matching thread, or this
+        // thread when it needs the batch next and no matching thread has started it, so
+        // that this thread matches too rather than wait.
+        let batches: Vec<std::sync::Mutex<Option<Batch<'a>>>> = batches
+            .into_iter()
+            .map(|batch| std::sync::Mutex::new(Some(batch)))
+            .collect();
+        let take = |batch_idx: usize| -> Option<Batch<'a>> {
+            match batches[batch_idx].lock() {
+                Ok(mut batch) => batch.take(),
+                Err(poisoned) => poisoned.into_inner().take(),
+            }
+        };
+        let prepare = |batch: Batch<'a>, scratch: &mut MatchScratch| {
+            batch
+                .into_iter()
+                .map(|(line, storage)| {
+                    let prepared = storage.and_then(|(mut buffers, mut matches)| {
+                        let text = line.strip_suffix(b"\r").unwrap_or(line);
+                        if text.len() > max_line_bytes {
+                            return None;
+                        }
+                        let text = std::str::from_utf8(text).ok()?;
+                        let event = Event::parse_with(text, &mut buffers).ok()?;
+                        matcher.match_rules(&event, scratch, &mut matches);
+                        Some(Prepared { event, matches })
+                    });
+                    (line, prepared)
+                })
+                .collect::<PreparedBatch<'a>>()
+        };
+        let n_batches = batches.len();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let result = pool.in_place_scope(|scope| {
+            let (sender, receiver) = std::sync::mpsc::channel();
+            for batch_idx in 0..n_batches {
+                let sender = sender.clone();
+                let (take, prepare) = (&take, &prepare);
+                scope.spawn(move |_| {
+                    if let Some(batch) = take(batch_idx) {
+                        let prepared = prepare(batch, &mut MatchScratch::default());
+                        // The receiver only goes away when `each` failed; nobody wants it then.
+                        let _ = sender.send((batch_idx, prepared));
+                    }
+                });
+            }
+            drop(sender);
+            let mut ready: Vec<Option<PreparedBatch<'a>>> = (0..n_batches).map(|_| None).collect();
+            for next in 0..n_batches {
+                if ready[next].is_none()
+                    && let Some(batch) = take(next)
+                {
+                    ready[next] = Some(prepare(batch, &mut scratch));
+                }
+                while ready[next].is_none() {
+                    match receiver.recv() {
+                        Ok((batch_idx, prepared)) => ready[batch_idx] = Some(prepared),
+                        // Every sender is gone with a batch missing: a matching thread
+                        // panicked. Losing lines silently is not an option.
+                        Err(_) => panic!("a matching thread stopped without its lines"),
+                    }
+                }
+                for (line, prepared) in ready[next].take().unwrap_or_default() {
+                    each(self, line, prepared)?;
+                }
+            }
+            Ok(())
+        });
+        self.scratch = scratch;
+        result
+    }
+
+    /// Finishes one line given by [`Processor::process_batch`], in input order.
+    pub fn process_prepared(
+        &mut self,
+        line: &[u8],
+        prepared: Option<Prepared<'_>>,
+        arrival_ms: i64,
+        out: &mut Vec<u8>,
+    ) {
+        let Some(Prepared { event, matches }) = prepared else {
+            self.process_line(line, arrival_ms, out);
+            return;
+        };
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        self.counters.lines_in += 1;
+        self.counters.bytes_in += line.len() as u64 + 1;
+        self.event(line, &event, Some(&matches), arrival_ms, out);
+        let mut buffers = EventBuffers::default();
+        event.into_buffers(&mut buffers);
+        self.spare.push((buffers, matches));
     }
 
     pub fn engine(&self) -> &Engine {
@@ -207,7 +392,7 @@ impl Processor {
             event.into_buffers(&mut self.buffers);
             return;
         }
-        self.event(line, &event, arrival_ms, out);
+        self.event(line, &event, None, arrival_ms, out);
         event.into_buffers(&mut self.buffers);
     }
 
@@ -284,7 +469,7 @@ impl Processor {
         for (idx, record) in records.iter().enumerate() {
             let text = record.get();
             match Event::parse(text) {
-                Ok(event) => self.event(text.as_bytes(), &event, arrival_ms, out),
+                Ok(event) => self.event(text.as_bytes(), &event, None, arrival_ms, out),
                 Err(_) => {
                     self.record_error(ErrorKind::NotObject, format!("record {idx} of {key}"));
                     match self.config.invalid {
@@ -299,11 +484,24 @@ impl Processor {
     }
 
     /// Evaluates one JSON object (`raw` is its text, `event` its view) and writes it.
-    fn event(&mut self, raw: &[u8], event: &Event<'_>, arrival_ms: i64, out: &mut Vec<u8>) {
+    /// `matches` are its rule matches when a matching thread found them already.
+    fn event(
+        &mut self,
+        raw: &[u8],
+        event: &Event<'_>,
+        matches: Option<&[usize]>,
+        arrival_ms: i64,
+        out: &mut Vec<u8>,
+    ) {
         self.enrichment.clear();
         // Whether the line holds a value serde_json cannot represent (see `crate::event`).
         let mut broken = false;
-        if self.config.payload.is_empty() {
+        if let Some(matches) = matches {
+            self.detections.clear();
+            self.detections.matches.extend_from_slice(matches);
+            self.engine.observe(event, arrival_ms, &mut self.detections);
+            broken = self.enrich(event);
+        } else if self.config.payload.is_empty() {
             broken = self.evaluate(event, arrival_ms);
         } else {
             let found = payload(event, &self.config.payload);
@@ -386,6 +584,12 @@ impl Processor {
     fn evaluate(&mut self, event: &Event<'_>, arrival_ms: i64) -> bool {
         self.engine
             .evaluate(event, arrival_ms, &mut self.detections);
+        self.enrich(event)
+    }
+
+    /// Counts the detections of an evaluated event and writes its enrichment; true when the
+    /// event turned out broken.
+    fn enrich(&mut self, event: &Event<'_>) -> bool {
         if event.is_broken() {
             return true;
         }
