@@ -18,6 +18,11 @@ use serde_json::Value;
 
 use super::time::parse_time_ms;
 use crate::event::{Event, number_of, number_text, text_of};
+// Declared here rather than in `eval/mod.rs`, which another branch is rewriting; the lead
+// may move the declaration there when merging.
+#[path = "value.rs"]
+pub mod value;
+
 use crate::ir::{DatePart, Expr, FieldPath, Predicate, StrKind, StrMatch, fold_case};
 
 /// True when `expr` holds for `event`.
@@ -29,6 +34,7 @@ pub fn matches(expr: &Expr, event: &Event<'_>) -> bool {
         Expr::Not(inner) => !matches(inner, event),
         Expr::Field { path, pred } => field_matches(path, pred, event),
         Expr::Keyword(matcher) => keyword_matches(event.root(), matcher),
+        Expr::Value(value) => value::is_true(value, event),
     }
 }
 

@@ -634,6 +634,7 @@ fn correlation(
             comparisons: condition,
         },
         generate: false,
+        computed: Vec::new(),
     }
 }
 
@@ -758,6 +759,7 @@ fn lower_sequence(meta: Meta, logsource: LogSource, sequence: eql::Sequence, out
             comparisons: vec![(CmpOp::Gte, n_stages as f64)],
         },
         generate: false,
+        computed: Vec::new(),
     });
 }
 
