@@ -272,8 +272,8 @@ impl Correlator {
                 let group_fields = corr
                     .group_by
                     .iter()
-                    .map(|group| {
-                        match corr.computed.iter().find(|(name, _)| name == group) {
+                    .map(
+                        |group| match corr.computed.iter().find(|(name, _)| name == group) {
                             Some((_, value)) => GroupSource::Computed(value.clone()),
                             None => GroupSource::Field(alias_field(
                                 corr,
@@ -281,8 +281,8 @@ impl Correlator {
                                 &handles,
                                 &mut diagnostics,
                             )),
-                        }
-                    })
+                        },
+                    )
                     .collect();
                 let input = inputs.len();
                 inputs.push(Input {
@@ -590,10 +590,7 @@ impl Correlator {
     ) -> Option<CorrelationHit> {
         let history_ms = self.correlations[corr].timespan_ms;
         let group_fields = &self.linked[corr].inputs[input].group_fields;
-        if group_fields
-            .iter()
-            .any(|field| field.text(event).is_none())
-        {
+        if group_fields.iter().any(|field| field.text(event).is_none()) {
             return None;
         }
         let started = self.started_ms[corr].map_or(time_ms, |start| start.min(time_ms));

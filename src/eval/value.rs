@@ -380,10 +380,7 @@ fn call<'a>(func: Func, args: &[ValueExpr], event: &Event<'a>) -> Val<'a> {
             Some(Val::Str(text)) => match text.trim().parse::<i64>() {
                 Ok(value) => Val::Int(value),
                 // A decimal string is parsed as a double, then converted.
-                Err(_) => text
-                    .trim()
-                    .parse::<f64>()
-                    .map_or(Val::Null, to_integer),
+                Err(_) => text.trim().parse::<f64>().map_or(Val::Null, to_integer),
             },
             _ => Val::Null,
         },
@@ -450,32 +447,74 @@ fn str_match_holds(matcher: &StrMatch, text: &str) -> bool {
         StrKind::Prefix => text.starts_with(matcher.needle.as_str()),
         StrKind::Suffix => text.ends_with(matcher.needle.as_str()),
         StrKind::Contains => text.contains(matcher.needle.as_str()),
-        StrKind::Glob => matcher.glob.as_ref().is_some_and(|glob| glob.is_match(text)),
+        StrKind::Glob => matcher
+            .glob
+            .as_ref()
+            .is_some_and(|glob| glob.is_match(text)),
     }
 }
 
-/// Applies a dissect pattern as Elasticsearch's dissect parser does: the text before the
-/// first key must start the input; each key's value runs up to the first occurrence of the
-/// delimiter that follows it in the pattern (searched left to right); a last key without a
-/// delimiter takes the rest of the input. `None` when a delimiter is not found. Returns the
-/// value of every key, `None` for skipped keys.
+/// Applies a dissect pattern as Elasticsearch's `DissectParser.parse` does
+/// (`libs/dissect/.../DissectParser.java`): the input must be longer than the text before the
+/// first key and start with it; then the input is walked left to right looking for the
+/// current key's delimiter; a match ends the key's value, and each further copy of the same
+/// delimiter right after it gives the next key an empty value (consecutive delimiters); a
+/// last key without a delimiter takes the rest of the input, while text after a trailing
+/// delimiter is ignored. `None` (no match) unless every key got a value. Returns each key's
+/// value, `None` for skipped keys.
 pub fn dissect<'t>(pattern: &DissectPattern, input: &'t str) -> Option<Vec<Option<&'t str>>> {
-    let mut rest = input.strip_prefix(pattern.leading.as_str())?;
-    let mut out = Vec::with_capacity(pattern.keys.len());
-    for key in &pattern.keys {
-        let value = if key.delimiter.is_empty() {
-            let value = rest;
-            rest = "";
-            value
-        } else {
-            let at = rest.find(key.delimiter.as_str())?;
-            let value = &rest[..at];
-            rest = &rest[at + key.delimiter.len()..];
-            value
-        };
-        out.push(key.name.as_ref().map(|_| value));
+    let leading = pattern.leading.as_str();
+    if input.len() <= leading.len() || !input.starts_with(leading) || pattern.keys.is_empty() {
+        return None;
     }
-    Some(out)
+    let bytes = input.as_bytes();
+    let n_keys = pattern.keys.len();
+    let mut values: Vec<Option<&'t str>> = vec![None; n_keys];
+    let mut n_matched = 0;
+    let mut key = 0;
+    let mut delimiter = pattern.keys[0].delimiter.as_bytes();
+    let mut idx = leading.len();
+    let mut value_start = idx;
+    while idx < bytes.len() {
+        if delimiter.is_empty() || !bytes[idx..].starts_with(delimiter) {
+            idx += 1;
+            continue;
+        }
+        values[key] = Some(input.get(value_start..idx)?);
+        n_matched += 1;
+        idx += delimiter.len();
+        let mut exhausted = false;
+        while bytes[idx..].starts_with(delimiter) {
+            idx += delimiter.len();
+            if key + 1 >= n_keys {
+                exhausted = true;
+                break;
+            }
+            key += 1;
+            values[key] = Some("");
+            n_matched += 1;
+        }
+        if exhausted || key + 1 >= n_keys {
+            break;
+        }
+        key += 1;
+        delimiter = pattern.keys[key].delimiter.as_bytes();
+        value_start = idx;
+    }
+    if n_matched < n_keys && delimiter.is_empty() {
+        values[key] = Some(input.get(value_start..)?);
+        n_matched += 1;
+    }
+    if n_matched < n_keys {
+        return None;
+    }
+    Some(
+        values
+            .into_iter()
+            .zip(&pattern.keys)
+            .map(|(value, key)| key.name.as_ref().and(value))
+            .collect(),
+    )
 }
 
 /// Epoch milliseconds as `2024-01-01T00:00:10.000Z`.
@@ -538,13 +577,22 @@ mod tests {
         let event = Event::new(&doc);
         let call = |func, args| eval(&ValueExpr::Call(func, args), &event);
         let text = |value: Val<'_>| value.text().map(Cow::into_owned);
-        assert_eq!(text(call(Func::ToLower, vec![field("a")])).as_deref(), Some("hello"));
-        assert_eq!(text(call(Func::ToUpper, vec![field("a")])).as_deref(), Some("HELLO"));
+        assert_eq!(
+            text(call(Func::ToLower, vec![field("a")])).as_deref(),
+            Some("hello")
+        );
+        assert_eq!(
+            text(call(Func::ToUpper, vec![field("a")])).as_deref(),
+            Some("HELLO")
+        );
         assert_eq!(
             text(call(Func::Concat, vec![field("a"), lit("-"), field("d")])).as_deref(),
             Some("Hello-90")
         );
-        assert_eq!(call(Func::Concat, vec![field("a"), field("missing")]), Val::Null);
+        assert_eq!(
+            call(Func::Concat, vec![field("a"), field("missing")]),
+            Val::Null
+        );
         assert_eq!(
             text(call(Func::Substring, vec![field("a"), int(2), int(3)])).as_deref(),
             Some("ell")
@@ -566,7 +614,10 @@ mod tests {
             call(Func::StartsWith, vec![field("a"), lit("He")]),
             Val::Bool(true)
         );
-        assert_eq!(call(Func::EndsWith, vec![field("a"), lit("He")]), Val::Bool(false));
+        assert_eq!(
+            call(Func::EndsWith, vec![field("a"), lit("He")]),
+            Val::Bool(false)
+        );
         assert_eq!(
             text(call(Func::FromBase64, vec![field("b")])).as_deref(),
             Some("hi\n")
@@ -577,8 +628,16 @@ mod tests {
             Some("2024-05-01T10:00:10.000Z")
         );
         // Integer division truncates; division by zero is null.
-        let div = |l, r| eval(&ValueExpr::Arith(ArithOp::Div, Box::new(l), Box::new(r)), &event);
-        assert_eq!(div(call_expr(Func::ToInteger, field("d")), int(60)), Val::Int(1));
+        let div = |l, r| {
+            eval(
+                &ValueExpr::Arith(ArithOp::Div, Box::new(l), Box::new(r)),
+                &event,
+            )
+        };
+        assert_eq!(
+            div(call_expr(Func::ToInteger, field("d")), int(60)),
+            Val::Int(1)
+        );
         assert_eq!(div(int(1), int(0)), Val::Null);
     }
 
@@ -615,6 +674,29 @@ mod tests {
             Some(vec![None, Some("1"), None, Some("2")])
         );
         assert_eq!(dissect(&pattern, "{a=1; b=2}"), None);
+        // Text after the trailing delimiter is ignored.
+        assert_eq!(
+            dissect(&pattern, "{a=1, b=2}, c=3}"),
+            Some(vec![None, Some("1"), None, Some("2")])
+        );
+        // Consecutive delimiters give the next key an empty value.
+        let pair = DissectPattern {
+            text: "%{a},%{b},%{c}".into(),
+            leading: String::new(),
+            keys: ["a", "b", "c"]
+                .iter()
+                .enumerate()
+                .map(|(idx, name)| DissectKey {
+                    name: Some(name.to_string()),
+                    delimiter: if idx < 2 { ",".into() } else { String::new() },
+                })
+                .collect(),
+        };
+        assert_eq!(
+            dissect(&pair, "x,,y"),
+            Some(vec![Some("x"), Some(""), Some("y")])
+        );
+        assert_eq!(dissect(&pair, "x,y"), None);
         assert_eq!(dissect(&pattern, "x{a=1, b=2}"), None);
     }
 }

@@ -90,7 +90,9 @@ pub enum Func {
     FromBase64,
     /// Rounds an epoch-millisecond date down to a multiple of `span_ms` since the epoch (a
     /// fixed interval, in UTC).
-    DateTrunc { span_ms: i64 },
+    DateTrunc {
+        span_ms: i64,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -780,8 +780,9 @@ fn lower_esql(meta: Meta, query: esql::Lowered, lookback: Lookback, out: &mut Lo
                 },
                 None => CorrelationKind::EventCount,
             };
-            out.correlations
-                .push(correlation(meta, kind, stats.by, &window, stats.condition));
+            let mut correlation = correlation(meta, kind, stats.by, &window, stats.condition);
+            correlation.computed = stats.computed;
+            out.correlations.push(correlation);
         }
     }
 }
