@@ -1155,127 +1155,6 @@ impl ExprParser<'_, '_> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::eval::matcher::matches;
-    use crate::event::Event;
-    use serde_json::{Value, json};
-
-    fn filter(query: &str) -> Expr {
-        match lower(query) {
-            Ok(lowered) => lowered.filter,
-            Err(err) => panic!("{query}: {err:?}"),
-        }
-    }
-
-    fn check(condition: &str, event: Value) -> bool {
-        let expr = filter(&format!("from logs-aws.cloudtrail-* | where {condition}"));
-        matches(&expr, &Event::new(&event))
-    }
-
-    fn unsupported(query: &str) -> String {
-        match lower(query) {
-            Err(err) if err.unsupported => err.message,
-            Err(err) => panic!("{query}: syntax error {err:?}"),
-            Ok(_) => panic!("{query}: loaded"),
-        }
-    }
-
-    #[test]
-    fn three_valued_not() {
-        let event = json!({"a": "x"});
-        assert!(check("a == \"x\"", event.clone()));
-        assert!(!check("a == \"X\"", event.clone()));
-        assert!(check("not a == \"y\"", event.clone()));
-        // A comparison with a missing field is null, and NOT null is null: no match.
-        assert!(!check("not b == \"y\"", event.clone()));
-        assert!(!check("b != \"y\"", event.clone()));
-        assert!(check("b is null and a is not null", event.clone()));
-        assert!(!check("not (b == \"y\" or a == \"x\")", event.clone()));
-        // null OR true is true.
-        assert!(check("b == \"y\" or a == \"x\"", event));
-    }
-
-    #[test]
-    fn like_rlike_in_functions() {
-        let event = json!({"ua": "aws-cli/2.0", "ip": "10.1.2.3", "p": "{policyArn=x/AdministratorAccess}"});
-        assert!(check("ua like \"aws-cli*\"", event.clone()));
-        assert!(!check("ua like \"AWS-CLI*\"", event.clone()));
-        assert!(check("to_lower(ua) like \"aws-cli*\"", event.clone()));
-        assert!(check("p rlike \".*AdministratorAccess.*\"", event.clone()));
-        assert!(!check("p rlike \"AdministratorAccess\"", event.clone()));
-        assert!(check("ua in (\"x\", \"aws-cli/2.0\")", event.clone()));
-        assert!(check("ua not in (\"x\")", event.clone()));
-        assert!(!check("missing not in (\"x\")", event.clone()));
-        assert!(check(
-            "starts_with(ua, \"aws\") and ends_with(ua, \"2.0\")",
-            event.clone()
-        ));
-        assert!(check(
-            "cidr_match(ip, \"10.0.0.0/8\", \"192.168.0.0/16\")",
-            event.clone()
-        ));
-        assert!(!check("not cidr_match(ip, \"10.0.0.0/8\")", event));
-    }
-
-    #[test]
-    fn stats_and_windows() {
-        let lowered = lower(
-            "from logs-aws.cloudtrail-* | where @timestamp > now() - 7 day \
-             | where event.action == \"CreateUser\" \
-             | stats n = count_distinct(event.action) by user.target.name | where n == 2",
-        )
-        .unwrap();
-        let stats = lowered.stats.unwrap();
-        assert_eq!(stats.by, vec!["user.target.name".to_string()]);
-        assert_eq!(stats.distinct_of.as_deref(), Some("event.action"));
-        assert_eq!(stats.condition, vec![(CmpOp::Eq, 2.0)]);
-        assert_eq!(lowered.window.unwrap().ms, 7 * 86_400_000);
-        let plain = lower("from logs-aws.cloudtrail* | stats c = count(*) by a").unwrap();
-        assert_eq!(plain.stats.unwrap().condition, vec![(CmpOp::Gte, 1.0)]);
-    }
-
-    #[test]
-    fn unsupported_constructs_are_named() {
-        assert!(unsupported("from .alerts-security.* | where a == 1").contains("source"));
-        assert!(
-            unsupported("from logs-aws.cloudtrail-* | stats c = count(*) by a | where c < 2")
-                .contains("fewer than")
-        );
-        assert!(
-            unsupported("from logs-aws.cloudtrail-* | dissect p \"%{+y}x\" | where y == \"1\"")
-                .contains("modifier")
-        );
-        assert!(
-            unsupported("from logs-aws.cloudtrail-* | grok p \"%{IPV4:ip}\"").contains("'IPV4'")
-        );
-        assert!(unsupported(
-            "from logs-aws.cloudtrail-* | stats c = count(*) by b = date_trunc(1 month, @timestamp)"
-        )
-        .contains("calendar unit"));
-        assert!(
-            unsupported("from logs-aws.cloudtrail-* | eval d = date_format(\"YYYY\", @timestamp)")
-                .contains("DATE_FORMAT")
-        );
-        assert!(
-            unsupported("from logs-aws.cloudtrail-* | stats s = sum(x) by a | where s > 1")
-                .contains("SUM")
-        );
-        assert!(unsupported(
-            "from logs-aws.cloudtrail-* | stats c = count(*), d = count_distinct(x) by a | where c > 1 and d > 1"
-        )
-        .contains("aggregates"));
-        // An unused DISSECT is fine.
-        assert!(lower("from logs-aws.cloudtrail-* | dissect p \"%{}x=%{y},\" | keep p").is_ok());
-        assert!(
-            !lower("from logs-aws.cloudtrail-* | where a = 1")
-                .unwrap_err()
-                .unsupported
-        );
-    }
-}
-
 /// Parses a dissect pattern into the text before the first key and each key with the
 /// delimiter after it, as Elasticsearch's `DissectParser` does (a key is `%{...}` up to the
 /// first `}`, so `%{{?a}` is a key named `{?a`). `%{}` and `%{?name}` are skipped keys.
@@ -1847,5 +1726,234 @@ impl ValueParser<'_, '_> {
             },
             vec![date],
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::matcher::matches;
+    use crate::event::Event;
+    use serde_json::{Value, json};
+
+    fn filter(query: &str) -> Expr {
+        match lower(query) {
+            Ok(lowered) => lowered.filter,
+            Err(err) => panic!("{query}: {err:?}"),
+        }
+    }
+
+    fn check(condition: &str, event: Value) -> bool {
+        let expr = filter(&format!("from logs-aws.cloudtrail-* | where {condition}"));
+        matches(&expr, &Event::new(&event))
+    }
+
+    fn unsupported(query: &str) -> String {
+        match lower(query) {
+            Err(err) if err.unsupported => err.message,
+            Err(err) => panic!("{query}: syntax error {err:?}"),
+            Ok(_) => panic!("{query}: loaded"),
+        }
+    }
+
+    #[test]
+    fn three_valued_not() {
+        let event = json!({"a": "x"});
+        assert!(check("a == \"x\"", event.clone()));
+        assert!(!check("a == \"X\"", event.clone()));
+        assert!(check("not a == \"y\"", event.clone()));
+        // A comparison with a missing field is null, and NOT null is null: no match.
+        assert!(!check("not b == \"y\"", event.clone()));
+        assert!(!check("b != \"y\"", event.clone()));
+        assert!(check("b is null and a is not null", event.clone()));
+        assert!(!check("not (b == \"y\" or a == \"x\")", event.clone()));
+        // null OR true is true.
+        assert!(check("b == \"y\" or a == \"x\"", event));
+    }
+
+    #[test]
+    fn like_rlike_in_functions() {
+        let event = json!({"ua": "aws-cli/2.0", "ip": "10.1.2.3", "p": "{policyArn=x/AdministratorAccess}"});
+        assert!(check("ua like \"aws-cli*\"", event.clone()));
+        assert!(!check("ua like \"AWS-CLI*\"", event.clone()));
+        assert!(check("to_lower(ua) like \"aws-cli*\"", event.clone()));
+        assert!(check("p rlike \".*AdministratorAccess.*\"", event.clone()));
+        assert!(!check("p rlike \"AdministratorAccess\"", event.clone()));
+        assert!(check("ua in (\"x\", \"aws-cli/2.0\")", event.clone()));
+        assert!(check("ua not in (\"x\")", event.clone()));
+        assert!(!check("missing not in (\"x\")", event.clone()));
+        assert!(check(
+            "starts_with(ua, \"aws\") and ends_with(ua, \"2.0\")",
+            event.clone()
+        ));
+        assert!(check(
+            "cidr_match(ip, \"10.0.0.0/8\", \"192.168.0.0/16\")",
+            event.clone()
+        ));
+        assert!(!check("not cidr_match(ip, \"10.0.0.0/8\")", event));
+    }
+
+    #[test]
+    fn stats_and_windows() {
+        let lowered = lower(
+            "from logs-aws.cloudtrail-* | where @timestamp > now() - 7 day \
+             | where event.action == \"CreateUser\" \
+             | stats n = count_distinct(event.action) by user.target.name | where n == 2",
+        )
+        .unwrap();
+        let stats = lowered.stats.unwrap();
+        assert_eq!(stats.by, vec!["user.target.name".to_string()]);
+        assert_eq!(stats.distinct_of.as_deref(), Some("event.action"));
+        assert_eq!(stats.condition, vec![(CmpOp::Eq, 2.0)]);
+        assert_eq!(lowered.window.unwrap().ms, 7 * 86_400_000);
+        let plain = lower("from logs-aws.cloudtrail* | stats c = count(*) by a").unwrap();
+        assert_eq!(plain.stats.unwrap().condition, vec![(CmpOp::Gte, 1.0)]);
+    }
+
+    #[test]
+    fn unsupported_constructs_are_named() {
+        assert!(unsupported("from .alerts-security.* | where a == 1").contains("source"));
+        assert!(
+            unsupported("from logs-aws.cloudtrail-* | stats c = count(*) by a | where c < 2")
+                .contains("fewer than")
+        );
+        assert!(
+            unsupported("from logs-aws.cloudtrail-* | dissect p \"%{+y}x\" | where y == \"1\"")
+                .contains("modifier")
+        );
+        assert!(
+            unsupported("from logs-aws.cloudtrail-* | grok p \"%{IPV4:ip}\"").contains("'IPV4'")
+        );
+        assert!(unsupported(
+            "from logs-aws.cloudtrail-* | stats c = count(*) by b = date_trunc(1 month, @timestamp)"
+        )
+        .contains("calendar unit"));
+        assert!(
+            unsupported("from logs-aws.cloudtrail-* | eval d = date_format(\"YYYY\", @timestamp)")
+                .contains("DATE_FORMAT")
+        );
+        assert!(
+            unsupported("from logs-aws.cloudtrail-* | stats s = sum(x) by a | where s > 1")
+                .contains("SUM")
+        );
+        assert!(unsupported(
+            "from logs-aws.cloudtrail-* | stats c = count(*), d = count_distinct(x) by a | where c > 1 and d > 1"
+        )
+        .contains("aggregates"));
+        // An unused DISSECT is fine.
+        assert!(lower("from logs-aws.cloudtrail-* | dissect p \"%{}x=%{y},\" | keep p").is_ok());
+        assert!(
+            !lower("from logs-aws.cloudtrail-* | where a = 1")
+                .unwrap_err()
+                .unsupported
+        );
+    }
+
+    #[test]
+    fn computed_columns_in_where() {
+        let event = json!({"a": "Hello", "p": "{k=v1, j=v2}", "n": "7"});
+        let check_query = |query: &str| {
+            let expr = filter(&format!("from logs-aws.cloudtrail-* {query}"));
+            matches(&expr, &Event::new(&event))
+        };
+        assert!(check_query(
+            "| eval x = to_lower(a), y = concat(x, \"!\") | where y == \"hello!\""
+        ));
+        // A later EVAL (or DISSECT) of the same name replaces the column.
+        assert!(check_query(
+            "| eval x = a | eval x = length(x) | where x == 5"
+        ));
+        assert!(check_query(
+            "| dissect p \"{%{?key}=%{first}, %{?key2}=%{second}}\" | where second == \"v2\" and first != second"
+        ));
+        assert!(check_query(
+            "| grok p \"j=(?<Esql.j>[a-z0-9]+)\" | where Esql.j like \"v*\""
+        ));
+        assert!(check_query("| rename a as b | where b == \"Hello\""));
+        assert!(check_query(
+            "| where true in (starts_with(a, \"x\"), ends_with(a, \"lo\"))"
+        ));
+        assert!(check_query(
+            "| eval m = to_integer(n) * 2 - 1 | where m == 13 and -m < 0"
+        ));
+        assert!(!check_query(
+            "| eval m = to_integer(missing) | where m is not null"
+        ));
+        assert!(!check_query(
+            "| where true in (starts_with(missing, \"x\"))"
+        ));
+        // `=` in a condition is a syntax error in ES|QL (it is only assignment).
+        let err = lower("from logs-aws.cloudtrail-* | eval x = a | where x = 1").unwrap_err();
+        assert!(!err.unsupported, "{err:?}");
+    }
+
+    #[test]
+    fn stats_over_computed_columns() {
+        let lowered = lower(
+            "from logs-aws.cloudtrail-* | eval w = date_trunc(10 seconds, @timestamp) \
+             | dissect p \"{k=%{v}}\" \
+             | stats c = count_distinct(v), x = max(length(v)) by w, user.name, z = to_lower(q) \
+             | where c >= 3",
+        )
+        .unwrap();
+        let stats = lowered.stats.unwrap();
+        assert_eq!(stats.by, vec!["w", "user.name", "z"]);
+        let names: Vec<&str> = stats
+            .computed
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect();
+        assert_eq!(names, vec!["w", "z", "v"]);
+        assert_eq!(stats.distinct_of.as_deref(), Some("v"));
+        // count(column) counts rows where the column is not null: a filter.
+        let counted = lower(
+            "from logs-aws.cloudtrail-* | dissect p \"{k=%{v}}\" | stats c = count(v) by a | where c > 1",
+        )
+        .unwrap();
+        let event = json!({"p": "{k=1}"});
+        assert!(matches(&counted.filter, &Event::new(&event)));
+        let event = json!({"p": "{j=1}"});
+        assert!(!matches(&counted.filter, &Event::new(&event)));
+    }
+
+    #[test]
+    fn dissect_and_grok_patterns() {
+        let pattern = parse_dissect("%{{?a}=%{b}, %{?c}=%{d}}").unwrap();
+        assert_eq!(pattern.leading, "");
+        let names: Vec<Option<&str>> = pattern.keys.iter().map(|k| k.name.as_deref()).collect();
+        assert_eq!(names, vec![Some("{?a"), Some("b"), None, Some("d")]);
+        assert_eq!(pattern.keys[3].delimiter, "}");
+        assert!(
+            parse_dissect("%{a}%{b}")
+                .unwrap_err()
+                .contains("no delimiter")
+        );
+        assert!(
+            parse_dissect("%{a->} %{b}")
+                .unwrap_err()
+                .contains("modifier")
+        );
+        let (regex, columns) = grok_regex("id=%{NOTSPACE:x.y}, (?<z>[0-9]+)").unwrap();
+        assert_eq!(
+            columns,
+            vec![
+                ("c0".to_string(), "x.y".to_string()),
+                ("c1".to_string(), "z".to_string())
+            ]
+        );
+        let caps = regex.captures("pre id=abc, 42").unwrap();
+        assert_eq!(&caps["c0"], "abc");
+        assert_eq!(&caps["c1"], "42");
+        assert!(grok_regex("%{IP:ip}").unwrap_err().contains("'IP'"));
+        assert!(
+            grok_regex("%{INT:n:int}")
+                .unwrap_err()
+                .contains("type conversion")
+        );
+        assert!(
+            grok_regex("(?<=a)(?<b>x)")
+                .unwrap_err()
+                .contains("look-behind")
+        );
     }
 }
