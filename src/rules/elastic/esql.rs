@@ -589,6 +589,7 @@ impl State {
                 "ES|QL second WHERE after STATS",
             ));
         }
+        let args = implied_count_conditions(&stats.aggregates, args)?;
         let [name, op, value] = args else {
             let at = args.first().map_or(end, |t| t.offset);
             return Err(LowerError::unsupported(
@@ -668,6 +669,66 @@ impl State {
         stats.condition = vec![(op, bound)];
         stats.conditioned = true;
         Ok(())
+    }
+}
+
+/// `count_distinct(x) >= M AND count(*) >= N` with `N <= M`: a group with M distinct
+/// values has at least M rows, so the row count condition is implied and dropped; the
+/// distinct-count condition alone decides, exactly. Returns the tokens of the one condition
+/// left. Any other combination of aggregate conditions is reported unsupported (a window
+/// holds one aggregate).
+fn implied_count_conditions<'t>(
+    aggregates: &[(String, Agg, Option<AggArg>)],
+    args: &'t [Token],
+) -> Result<&'t [Token], LowerError> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    for (idx, token) in args.iter().enumerate() {
+        if token.kind == Kind::Word && token.text.eq_ignore_ascii_case("and") {
+            parts.push(&args[start..idx]);
+            start = idx + 1;
+        }
+    }
+    parts.push(&args[start..]);
+    if parts.len() == 1 {
+        return Ok(args);
+    }
+    let unsupported = || {
+        LowerError::unsupported(
+            args.first().map_or(0, |t| t.offset),
+            "ES|QL several aggregate conditions (other than a row count implied by a distinct count)",
+        )
+    };
+    // The least whole number of rows (or values) that satisfies `op bound`.
+    let least = |part: &[Token]| -> Option<(Agg, f64)> {
+        let [name, op, value] = part else {
+            return None;
+        };
+        let agg = aggregates
+            .iter()
+            .find(|(n, _, _)| *n == name.text)
+            .map(|(_, agg, _)| *agg)?;
+        let bound: f64 = value.text.parse().ok()?;
+        match op.text.as_str() {
+            ">=" => Some((agg, bound.ceil())),
+            ">" => Some((agg, bound.floor() + 1.0)),
+            _ => None,
+        }
+    };
+    let mut distinct: Option<(&'t [Token], f64)> = None;
+    let mut counts = Vec::new();
+    for part in &parts {
+        match least(part) {
+            Some((Agg::CountDistinct, at_least)) if distinct.is_none() => {
+                distinct = Some((part, at_least));
+            }
+            Some((Agg::CountAll, at_least)) => counts.push(at_least),
+            _ => return Err(unsupported()),
+        }
+    }
+    match distinct {
+        Some((part, at_least)) if counts.iter().all(|count| *count <= at_least) => Ok(part),
+        _ => Err(unsupported()),
     }
 }
 
@@ -1837,9 +1898,9 @@ mod tests {
                 .contains("SUM")
         );
         assert!(unsupported(
-            "from logs-aws.cloudtrail-* | stats c = count(*), d = count_distinct(x) by a | where c > 1 and d > 1"
+            "from logs-aws.cloudtrail-* | stats c = count(*), d = count_distinct(x) by a | where c > 2 and d > 1"
         )
-        .contains("aggregates"));
+        .contains("several aggregate conditions"));
         // An unused DISSECT is fine.
         assert!(lower("from logs-aws.cloudtrail-* | dissect p \"%{}x=%{y},\" | keep p").is_ok());
         assert!(
@@ -1914,6 +1975,23 @@ mod tests {
         assert!(matches(&counted.filter, &Event::new(&event)));
         let event = json!({"p": "{j=1}"});
         assert!(!matches(&counted.filter, &Event::new(&event)));
+    }
+
+    #[test]
+    fn implied_row_count_condition() {
+        let query = |cond: &str| {
+            lower(&format!(
+                "from logs-aws.cloudtrail-* | stats d = count_distinct(r), n = count(*) by a | where {cond}"
+            ))
+        };
+        let lowered = query("d >= 10 and n >= 10").unwrap();
+        let stats = lowered.stats.unwrap();
+        assert_eq!(stats.distinct_of.as_deref(), Some("r"));
+        assert_eq!(stats.condition, vec![(CmpOp::Gte, 10.0)]);
+        assert!(query("n > 9 and d > 9").is_ok());
+        // 11 rows are not implied by 10 distinct values.
+        assert!(query("d >= 10 and n >= 11").unwrap_err().unsupported);
+        assert!(query("d >= 10 and n == 10").unwrap_err().unsupported);
     }
 
     #[test]
