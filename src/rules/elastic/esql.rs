@@ -8,21 +8,32 @@
 //!   The lowering keeps, for every sub-condition, one IR expression for "is true" and one for
 //!   "is false"; `NOT` swaps them.
 //! - `WHERE @timestamp > now() - N unit`: the window of a `STATS` query (event time).
-//! - `STATS agg, ... BY field, ...` then `WHERE <one aggregate> >= | > | == N`: a windowed
-//!   correlation per `BY` group (`count(*)`: event count; `count(field)`: count of events
-//!   with the field; `count_distinct(field)`: distinct values). `values`, `min`, `max` only add
-//!   output columns and do not change when a group qualifies. Without a `WHERE`, every group
-//!   qualifies (`>= 1`). The event that makes the condition true is flagged.
+//! - `EVAL`, `DISSECT`, `GROK`, `RENAME`: compute columns. Each column is kept as the
+//!   [`ValueExpr`] that computes it from one event, and a later use of its name inlines it
+//!   (before `STATS` every column is a function of one event, so this is exact).
+//! - A `WHERE` the per-field lowering above cannot express (a computed column, `true IN
+//!   (...)`, a function of a function) becomes one [`Expr::Value`], evaluated with ES|QL's
+//!   null semantics.
+//! - `STATS agg, ... BY key, ...` then `WHERE <one aggregate> >= | > | == N`: a windowed
+//!   correlation per `BY` group (`count(*)`: event count; `count(x)`: count of events where
+//!   `x` is not null; `count_distinct(x)`: distinct non-null values). A `BY` key or an
+//!   aggregate argument may be a computed column or an expression (`BY w = DATE_TRUNC(...)`):
+//!   the correlator reads its value per event. `values`, `min`, `max` only add output columns
+//!   and do not change when a group qualifies. Without a `WHERE`, every group qualifies
+//!   (`>= 1`). A row-count condition implied by a distinct-count one is dropped (see
+//!   [`implied_count_conditions`]). The event that makes the condition true is flagged.
 //! - `KEEP`, `DROP`, `SORT`, `LIMIT`: no effect on a stream.
-//! - `EVAL`, `DISSECT`, `GROK`, `RENAME`: accepted while the columns they compute are not used
-//!   afterwards; a later use is reported unsupported with the column named.
 //!
 //! String comparisons are case-sensitive; `LIKE` uses `*`/`?` wildcards on the whole value;
 //! `RLIKE` matches the whole value against a Lucene-syntax regex. `TO_LOWER(f) == "x"` is a
-//! case-insensitive comparison when `"x"` is lower case. Unsupported (reported): `LOOKUP`,
-//! `ENRICH`, `MV_EXPAND`, `INLINESTATS`, `KQL()`, time bucketing (`DATE_TRUNC`) in `BY`,
+//! case-insensitive comparison when `"x"` is lower case. `=` in a condition is a syntax error,
+//! as in ES|QL (it is only assignment; equality is `==`). Unsupported (reported, each with
+//! its reason): `LOOKUP`, `ENRICH`, `MV_EXPAND`, `INLINESTATS`, `KQL()`, `MV_*` functions,
 //! "fewer than" conditions (`<`, `<=`, `!=` over an aggregate: a stream cannot know a window
-//! closed), several aggregate conditions, and functions not listed here.
+//! closed), other combinations of aggregate conditions, `SUM`/`AVG` and filtered aggregates,
+//! `EVAL` after `STATS`, `NOW()` outside the window filter (a stream has no query run time),
+//! `DATE_FORMAT` (locale-dependent Java patterns), calendar `DATE_TRUNC` units, `DISSECT`
+//! modifiers, grok pattern names other than the few translated, and functions not listed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -231,12 +242,12 @@ fn tokenize(query: &str) -> Result<Vec<Token>, LowerError> {
             continue;
         }
         let two = query.get(pos..pos + 2).unwrap_or("");
-        let text = if ["==", "!=", "<=", ">="].contains(&two) {
+        let text = if ["==", "!=", "<=", ">=", "=~"].contains(&two) {
             two.to_string()
         } else {
             (c as char).to_string()
         };
-        if !"==!=<=>=()|,+-*/%<>=".contains(text.as_str()) {
+        if !"==!=<=>=()|,+-*/%<>=".contains(text.as_str()) && text != "=~" {
             return Err(LowerError::syntax(
                 pos,
                 format!("unexpected character '{text}'"),
@@ -1513,8 +1524,16 @@ impl ValueParser<'_, '_> {
                 let right = self.additive()?;
                 return Ok(ValueExpr::Cmp(cmp, Box::new(left), Box::new(right)));
             }
+            // ES|QL's lexer has `ASSIGN : '='` and `EQ : '=='` (elastic/elasticsearch,
+            // x-pack/plugin/esql/src/main/antlr): `=` is never a comparison.
             (Kind::Punct, "=") => {
                 return Err(LowerError::syntax(op.offset, "'=' is assignment; use '=='"));
+            }
+            (Kind::Punct, "=~") => {
+                return Err(LowerError::unsupported(
+                    op.offset,
+                    "ES|QL '=~' (case-insensitive equality)",
+                ));
             }
             _ if negated => {
                 return Err(LowerError::syntax(op.offset, "expected LIKE, RLIKE or IN"));
@@ -1946,6 +1965,8 @@ mod tests {
         // `=` in a condition is a syntax error in ES|QL (it is only assignment).
         let err = lower("from logs-aws.cloudtrail-* | eval x = a | where x = 1").unwrap_err();
         assert!(!err.unsupported, "{err:?}");
+        let err = lower("from logs-aws.cloudtrail-* | where a =~ \"x\"").unwrap_err();
+        assert!(err.unsupported && err.message.contains("=~"), "{err:?}");
     }
 
     #[test]
