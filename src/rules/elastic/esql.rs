@@ -1357,6 +1357,34 @@ fn grok_regex(text: &str) -> Result<(Regex, Vec<(String, String)>), String> {
     Ok((regex, columns))
 }
 
+/// An ES|QL time-span unit (`1 hour`, `10 seconds`, ...).
+fn is_time_unit(word: &str) -> bool {
+    let word = word.to_ascii_lowercase();
+    let unit = word.strip_suffix('s').unwrap_or(&word);
+    [
+        "millisecond",
+        "ms",
+        "second",
+        "sec",
+        "minute",
+        "min",
+        "hour",
+        "h",
+        "day",
+        "d",
+        "week",
+        "w",
+        "month",
+        "mo",
+        "quarter",
+        "q",
+        "year",
+        "yr",
+        "y",
+    ]
+    .contains(&unit)
+}
+
 /// Parser of ES|QL value expressions into [`ValueExpr`], names resolved through the
 /// computed columns. Precedence (ES|QL grammar, lowest first): `OR`, `AND`, `NOT`, then a
 /// comparison / `LIKE` / `RLIKE` / `IN` / `IS NULL` on arithmetic (`+ -`, then `* / %`, then
@@ -1619,6 +1647,15 @@ impl ValueParser<'_, '_> {
         match token.kind {
             Kind::Str => Ok(ValueExpr::Lit(Literal::Str(token.text))),
             Kind::Number => {
+                if self
+                    .peek()
+                    .is_some_and(|t| t.kind == Kind::Word && is_time_unit(&t.text))
+                {
+                    return Err(LowerError::unsupported(
+                        token.offset,
+                        "ES|QL time span outside DATE_TRUNC",
+                    ));
+                }
                 if let Ok(value) = token.text.parse::<i64>() {
                     return Ok(ValueExpr::Lit(Literal::Int(value)));
                 }
@@ -1626,12 +1663,6 @@ impl ValueParser<'_, '_> {
                     .text
                     .parse()
                     .map_err(|_| LowerError::syntax(token.offset, "bad number"))?;
-                if self.peek().is_some_and(|t| t.kind == Kind::Word) {
-                    return Err(LowerError::unsupported(
-                        token.offset,
-                        "ES|QL time span outside DATE_TRUNC",
-                    ));
-                }
                 Ok(ValueExpr::Lit(Literal::Num(value)))
             }
             Kind::Punct => Err(LowerError::syntax(
@@ -1924,6 +1955,19 @@ mod tests {
         assert!(lower("from logs-aws.cloudtrail-* | dissect p \"%{}x=%{y},\" | keep p").is_ok());
         assert!(
             !lower("from logs-aws.cloudtrail-* | where a = 1")
+                .unwrap_err()
+                .unsupported
+        );
+    }
+
+    #[test]
+    fn number_before_keyword_is_not_a_span() {
+        let expr =
+            filter("from logs-aws.cloudtrail-* | eval m = to_integer(n) | where m > 6.5 or m < 0");
+        assert!(matches(&expr, &Event::new(&json!({"n": "7"}))));
+        assert!(!matches(&expr, &Event::new(&json!({"n": "6"}))));
+        assert!(
+            lower("from logs-aws.cloudtrail-* | eval m = n | where m > 1 hours")
                 .unwrap_err()
                 .unsupported
         );
