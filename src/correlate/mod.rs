@@ -516,6 +516,8 @@ impl Correlator {
                 Aggregate::Sum | Aggregate::Avg | Aggregate::Percentile(_),
                 Some(GroupSource::Field(field)),
             ) => Datum::Number(number_of(event.first(field)?)?),
+            // No loader builds a sum, average or percentile over a computed value (ES|QL
+            // `SUM`/`AVG` are reported unsupported); ignoring the match keeps this total.
             (
                 Aggregate::Sum | Aggregate::Avg | Aggregate::Percentile(_),
                 Some(GroupSource::Computed(_)),
