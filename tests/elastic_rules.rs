@@ -112,8 +112,9 @@ fn corpus_rules_on_our_cloudtrail_records() {
 }
 
 /// The corpus load targets of issue 4: every rule loads or is reported unsupported with a
-/// reason naming the construct, at least 95% of the non-ML AWS rules load (FIXME: 91% today,
-/// the ES|QL rules that compute columns are the gap), and the hunting queries are reported.
+/// reason naming the construct, at least 95% of the non-ML AWS rules load, and at least 19 of
+/// the 24 hunting queries (FIXME: the issue asks for 20; the 5 left are two "fewer than"
+/// conditions, two `DATE_FORMAT`s, and one `=` in a `WHERE`, a syntax error in ES|QL).
 #[test]
 fn corpus_load_targets() {
     let Some(corpus) = corpus() else {
@@ -155,9 +156,9 @@ fn corpus_load_targets() {
         }
     }
     assert_eq!(aws.1, 189, "non-ML AWS rules in the corpus");
-    assert!(aws.0 * 100 >= aws.1 * 91, "AWS rules loaded: {aws:?}");
+    assert!(aws.0 * 100 >= aws.1 * 95, "AWS rules loaded: {aws:?}");
     assert_eq!(hunts.1, 24);
-    assert!(hunts.0 >= 5, "hunting queries loaded: {hunts:?}");
+    assert!(hunts.0 >= 19, "hunting queries loaded: {hunts:?}");
 }
 
 /// The hunting query "User Creation with Administrator Policy Assigned" from the corpus, end

@@ -151,6 +151,9 @@ pub fn necessary_ranked(expr: &Expr, distinct: &dyn Fn(&FieldPath) -> usize) -> 
             _ => Need::Always,
         },
         Expr::Field { path, pred } => field_need(path, pred),
+        // A computed value (ES|QL `EVAL` columns and the like) promises nothing the index can
+        // look up; the rest of an `and` usually does.
+        Expr::Value(_) => Need::Always,
         Expr::Keyword(matcher) => {
             let safe = match matcher.kind {
                 StrKind::Glob => false,

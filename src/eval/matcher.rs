@@ -17,7 +17,9 @@ use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, Timelike};
 use serde_json::Value;
 
 use super::time::parse_time_ms;
+use super::value;
 use crate::event::{Event, number_of, number_text, text_of};
+
 use crate::ir::{DatePart, Expr, FieldPath, Predicate, StrKind, StrMatch, fold_case};
 
 /// True when `expr` holds for `event`.
@@ -29,6 +31,7 @@ pub fn matches(expr: &Expr, event: &Event<'_>) -> bool {
         Expr::Not(inner) => !matches(inner, event),
         Expr::Field { path, pred } => field_matches(path, pred, event),
         Expr::Keyword(matcher) => event.any_top_value(&mut |value| keyword_matches(value, matcher)),
+        Expr::Value(value) => value::is_true(value, event),
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod index;
 pub mod matcher;
 pub mod time;
+pub mod value;
 
 use std::sync::Arc;
 

@@ -17,6 +17,9 @@ use std::fmt;
 pub use regex::Regex;
 
 pub mod print;
+pub mod value;
+
+pub use value::{ArithOp, DissectKey, DissectPattern, Func, Literal, ValueExpr};
 
 /// Where a rule came from: its file and, when the parser knows it, its 1-based line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -272,6 +275,9 @@ pub enum Expr {
     /// True when any string value anywhere in the event (recursively, keys excluded)
     /// satisfies the match. Numbers and booleans are searched as their JSON text.
     Keyword(StrMatch),
+    /// True when the computed value is the boolean `true` (null and false are not): a
+    /// condition over columns a query computed (see [`value`]).
+    Value(ValueExpr),
 }
 
 impl Expr {
@@ -571,6 +577,10 @@ pub struct Correlation {
     /// Sigma `generate`: when false, the referenced rules feed this correlation without
     /// alerting on their own.
     pub generate: bool,
+    /// Group-by names (and a `value_count` field name) that stand for a value computed from
+    /// the event rather than a field (ES|QL `STATS ... BY` over an `EVAL`/`DISSECT`/`GROK`
+    /// column). Empty for every other format.
+    pub computed: Vec<(String, ValueExpr)>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

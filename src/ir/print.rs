@@ -42,6 +42,7 @@ fn write_expr(f: &mut fmt::Formatter<'_>, expr: &Expr, nested: bool) -> fmt::Res
         }
         Expr::Field { path, pred } => write!(f, "{path} {pred}"),
         Expr::Keyword(matcher) => write!(f, "any_string {matcher}"),
+        Expr::Value(value) => write!(f, "value {value} is true"),
     }
 }
 

@@ -634,6 +634,7 @@ fn correlation(
             comparisons: condition,
         },
         generate: false,
+        computed: Vec::new(),
     }
 }
 
@@ -758,6 +759,7 @@ fn lower_sequence(meta: Meta, logsource: LogSource, sequence: eql::Sequence, out
             comparisons: vec![(CmpOp::Gte, n_stages as f64)],
         },
         generate: false,
+        computed: Vec::new(),
     });
 }
 
@@ -778,8 +780,9 @@ fn lower_esql(meta: Meta, query: esql::Lowered, lookback: Lookback, out: &mut Lo
                 },
                 None => CorrelationKind::EventCount,
             };
-            out.correlations
-                .push(correlation(meta, kind, stats.by, &window, stats.condition));
+            let mut correlation = correlation(meta, kind, stats.by, &window, stats.condition);
+            correlation.computed = stats.computed;
+            out.correlations.push(correlation);
         }
     }
 }

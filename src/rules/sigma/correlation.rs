@@ -179,6 +179,7 @@ pub fn lower(path: &str, doc: &Node) -> Result<Correlation, Diagnostic> {
         timespan_text,
         condition: Condition { comparisons },
         generate,
+        computed: Vec::new(),
     })
 }
 
