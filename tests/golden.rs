@@ -117,6 +117,7 @@ fn case_config(dir: &Path) -> CaseConfig {
 fn run_case(dir: &Path) -> (String, String) {
     let config = case_config(dir);
     let mut loader = Loader::new(config.options);
+    loader.set_source_dir(dir);
     for file in sorted_entries(dir) {
         let name = file.file_name().unwrap().to_string_lossy().to_string();
         if name.ends_with(".yml") || name.ends_with(".yaml") {

@@ -76,6 +76,7 @@
 //!   `event_count` whose threshold exceeds the cap can never fire and is warned about.
 
 mod state;
+pub mod threshold;
 mod window;
 
 use std::borrow::Cow;
@@ -179,6 +180,9 @@ struct Input {
     /// Position in the correlation's (deduplicated) `rules` list: the stage.
     stage: u32,
     group_fields: Vec<FieldPath>,
+    /// The base rule this input is fed by (`None` for a correlation), whose match context
+    /// `p_alert_context.*` group fields read.
+    rule: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -237,6 +241,10 @@ impl Correlator {
                 inputs.push(Input {
                     stage: stage as u32,
                     group_fields,
+                    rule: match *target {
+                        Target::Rule(idx) => Some(idx),
+                        Target::Correlation(_) => None,
+                    },
                 });
                 let slot = match *target {
                     Target::Rule(idx) => {
@@ -357,6 +365,20 @@ impl Correlator {
         matched_rules: &[usize],
         out: &mut Vec<CorrelationHit>,
     ) {
+        self.observe_with_context(event, time_ms, matched_rules, &|_| None, out);
+    }
+
+    /// Like [`Correlator::observe`], with the context each matched rule produced (Panther
+    /// `alert_context()` output): a group field `p_alert_context.<path>` is read from the
+    /// context of the rule that fed the entry, never from the event.
+    pub fn observe_with_context<'v>(
+        &mut self,
+        event: &Event<'v>,
+        time_ms: i64,
+        matched_rules: &[usize],
+        context: &dyn Fn(usize) -> Option<&'v serde_json::Value>,
+        out: &mut Vec<CorrelationHit>,
+    ) {
         self.work.clear();
         self.fired_groups.clear();
         self.fed_forward.clear();
@@ -377,7 +399,8 @@ impl Correlator {
             }
             last = Some(item);
             let (_, corr, input) = item;
-            let Some(hit) = self.feed(corr, input, event, time_ms) else {
+            let rule_context = self.linked[corr].inputs[input].rule.and_then(context);
+            let Some(hit) = self.feed(corr, input, event, rule_context, time_ms) else {
                 continue;
             };
             out.push(hit);
@@ -402,11 +425,12 @@ impl Correlator {
     }
 
     /// Adds one match to its group and evaluates the condition.
-    fn feed(
+    fn feed<'v>(
         &mut self,
         corr: usize,
         input: usize,
-        event: &Event<'_>,
+        event: &Event<'v>,
+        context: Option<&'v serde_json::Value>,
         time_ms: i64,
     ) -> Option<CorrelationHit> {
         let linked = &self.linked[corr];
@@ -422,7 +446,14 @@ impl Correlator {
         };
         let stage = linked.inputs[input].stage;
         let group_fields = &linked.inputs[input].group_fields;
-        encode_key(&mut self.key, corr, group_fields, event, &self.hasher);
+        encode_key(
+            &mut self.key,
+            corr,
+            group_fields,
+            event,
+            context,
+            &self.hasher,
+        );
         let entry = Entry {
             time_ms,
             stage,
@@ -457,7 +488,7 @@ impl Correlator {
             .iter()
             .zip(group_fields)
             .map(|(name, field)| {
-                let value = event.first(field).and_then(text_of);
+                let value = group_value(field, event, context).and_then(text_of);
                 (name.clone(), value.map(Cow::into_owned).unwrap_or_default())
             })
             .collect();
@@ -480,18 +511,19 @@ const MAX_KEY_VALUE_BYTES: usize = 128;
 /// value, length-prefixed (`+5:alice`) or `-` when missing, so that no two groups share a
 /// key (a missing field differs from an empty string) and no allocation is needed to look
 /// up a group that exists. Values over [`MAX_KEY_VALUE_BYTES`] are written as a keyed hash.
-fn encode_key(
+fn encode_key<'v>(
     key: &mut String,
     corr: usize,
     fields: &[FieldPath],
-    event: &Event<'_>,
+    event: &Event<'v>,
+    context: Option<&'v serde_json::Value>,
     hasher: &RandomState,
 ) {
     use std::fmt::Write;
     key.clear();
     let _ = write!(key, "{corr}/");
     for field in fields {
-        let Some(text) = event.first(field).and_then(text_of) else {
+        let Some(text) = group_value(field, event, context).and_then(text_of) else {
             key.push('-');
             continue;
         };
@@ -500,6 +532,29 @@ fn encode_key(
         } else {
             let _ = write!(key, "+{}:{text}", text.len());
         }
+    }
+}
+
+/// The prefix of group fields read from a match's context (Panther's name for the
+/// `alert_context()` output attached to an alert).
+pub const CONTEXT_PREFIX: &str = "p_alert_context";
+
+/// The value of a group field: `p_alert_context.<path>` walks the match's context (absent
+/// without one), any other path reads the event.
+fn group_value<'v>(
+    field: &FieldPath,
+    event: &Event<'v>,
+    context: Option<&'v serde_json::Value>,
+) -> Option<&'v serde_json::Value> {
+    match field.segments.split_first() {
+        Some((head, rest)) if head == CONTEXT_PREFIX && !rest.is_empty() => {
+            let mut value = context?;
+            for segment in rest {
+                value = value.get(segment.as_str())?;
+            }
+            (!value.is_null()).then_some(value)
+        }
+        _ => event.first(field),
     }
 }
 

@@ -3,6 +3,7 @@
 //! time, and gets [`Detections`] back (the protocol layer turns them into output bytes).
 
 pub mod matcher;
+pub mod script;
 pub mod time;
 
 use serde_json::Value;
@@ -20,6 +21,8 @@ pub struct EngineConfig {
     /// Fields tried in order for event time (`--time-field`, or [`time::DEFAULT_TIME_FIELDS`]).
     pub time_fields: Vec<FieldPath>,
     pub limits: Limits,
+    /// Native rule code and thresholds (`script::ScriptHook`).
+    pub script: script::ScriptConfig,
 }
 
 impl EngineConfig {
@@ -31,6 +34,7 @@ impl EngineConfig {
                 .map(|field| FieldPath::new(field))
                 .collect(),
             limits,
+            script: script::ScriptConfig::default(),
         }
     }
 }
@@ -41,12 +45,20 @@ pub struct Detections {
     /// Indexes into [`Engine::rules`] of every rule that matched, alerting or not.
     pub matches: Vec<usize>,
     pub correlations: Vec<CorrelationHit>,
+    /// Per-match fields of rules with native code or a threshold (title, context, ...).
+    pub outputs: Vec<script::MatchOutput>,
 }
 
 impl Detections {
     pub fn clear(&mut self) {
         self.matches.clear();
         self.correlations.clear();
+        self.outputs.clear();
+    }
+
+    /// The output of rule `idx`'s match on this event, when it has one.
+    pub fn output(&self, idx: usize) -> Option<&script::MatchOutput> {
+        self.outputs.iter().find(|output| output.rule == idx)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -81,6 +93,7 @@ pub struct Engine {
     /// an event of unknown source fails open).
     stream_rules: Vec<usize>,
     stats: EngineStats,
+    script: script::ScriptHook,
 }
 
 impl Engine {
@@ -92,13 +105,16 @@ impl Engine {
         for idx in correlator.silenced_rules() {
             alert[idx] = false;
         }
+        for (idx, rule) in set.rules.iter().enumerate() {
+            alert[idx] &= !rule.extra.silent;
+        }
         let cloudtrail = LogSource::new(Some("aws"), Some("cloudtrail"), None);
         let stream = config.stream_logsource.clone().unwrap_or_default();
         let admitted = |admits: &dyn Fn(&LogSource) -> bool| -> Vec<usize> {
             set.rules
                 .iter()
                 .enumerate()
-                .filter(|(_, rule)| admits(&rule.logsource))
+                .filter(|(_, rule)| !rule.extra.disabled && admits(&rule.logsource))
                 .map(|(idx, _)| idx)
                 .collect()
         };
@@ -109,7 +125,9 @@ impl Engine {
             correlation_hits: vec![0; set.correlations.len()],
             ..EngineStats::default()
         };
+        let script = script::ScriptHook::new(set.rules.len(), config.script);
         let engine = Engine {
+            script,
             rules: set.rules,
             alert,
             correlator,
@@ -157,7 +175,17 @@ impl Engine {
             &self.stream_rules
         };
         for &idx in candidates {
-            if matcher::matches(&self.rules[idx].expr, &event) {
+            let rule = &self.rules[idx];
+            if matcher::matches(&rule.expr, &event)
+                && self.script.confirm(
+                    idx,
+                    rule,
+                    &event,
+                    arrival_ms,
+                    &self.config.time_fields,
+                    &mut out.outputs,
+                )
+            {
                 out.matches.push(idx);
                 self.stats.rule_hits[idx] += 1;
             }
@@ -179,13 +207,30 @@ impl Engine {
                 }
             };
             if let Some(time_ms) = time_ms {
-                self.correlator
-                    .observe(&event, time_ms, &out.matches, &mut out.correlations);
+                let outputs = &out.outputs;
+                let context = |rule: usize| {
+                    outputs
+                        .iter()
+                        .find(|output| output.rule == rule)
+                        .and_then(|output| output.context.as_ref())
+                };
+                self.correlator.observe_with_context(
+                    &event,
+                    time_ms,
+                    &out.matches,
+                    &context,
+                    &mut out.correlations,
+                );
             }
             for hit in &out.correlations {
                 self.stats.correlation_hits[hit.correlation] += 1;
             }
         }
+    }
+
+    /// Budget overruns, runtime errors and state of native rules and thresholds.
+    pub fn script_stats(&self) -> script::ScriptStats {
+        self.script.stats()
     }
 
     pub fn stats(&self) -> EngineStats {

@@ -5,6 +5,8 @@
 //! skipped, never guessed at. Format-specific types stay inside this module tree.
 
 pub mod default_pack;
+pub mod panther;
+pub mod rule_tests;
 pub mod sigma;
 pub mod yaml;
 
@@ -30,6 +32,20 @@ pub struct Loaded {
     pub files: usize,
     /// Sigma filters collected while loading; applied by [`Loader::finish`].
     pub(crate) sigma_filters: Vec<sigma::Filter>,
+    /// Rules that could not be loaded but carry tests: `vigil test` reports each of those
+    /// tests as failed with the reason.
+    pub failed_tests: Vec<FailedRule>,
+}
+
+/// A rule the loader could not take, with the tests it carries.
+#[derive(Clone, Debug)]
+pub struct FailedRule {
+    pub rule_id: String,
+    /// The diagnostic, rendered (`path:line: error[code] rule id: reason`).
+    pub reason: String,
+    /// `error[unsupported]` rather than a broken spec.
+    pub unsupported: bool,
+    pub tests: Vec<crate::ir::RuleTest>,
 }
 
 impl Loaded {
@@ -42,6 +58,9 @@ impl Loaded {
 pub struct Loader {
     options: LoadOptions,
     loaded: Loaded,
+    /// Where files a source refers to (a Panther spec's `Filename:` module) are read from
+    /// when the source's own path does not say (see [`Loader::set_source_dir`]).
+    source_dir: Option<PathBuf>,
 }
 
 impl Loader {
@@ -49,6 +68,7 @@ impl Loader {
         Loader {
             options,
             loaded: Loaded::default(),
+            source_dir: None,
         }
     }
 
@@ -56,6 +76,10 @@ impl Loader {
     pub fn add_source(&mut self, path: &str, text: &str) {
         self.loaded.files += 1;
         match extension(path) {
+            // A Panther spec has a top-level `AnalysisType:`; any other YAML is Sigma.
+            Some("yml" | "yaml") if panther::is_panther(text) => {
+                panther::load(path, text, self.source_dir.as_deref(), &mut self.loaded)
+            }
             Some("yml" | "yaml") => sigma::load(path, text, &self.options, &mut self.loaded),
             _ => self.loaded.diagnostics.push(Diagnostic::error(
                 Code::Unsupported,
@@ -66,6 +90,12 @@ impl Loader {
                 "unknown rule file type (expected .yml or .yaml)",
             )),
         }
+    }
+
+    /// Makes [`Loader::add_source`] read the files a source refers to (a Panther module) from
+    /// `dir`, for sources whose path is only a display name.
+    pub fn set_source_dir(&mut self, dir: &Path) {
+        self.source_dir = Some(dir.to_path_buf());
     }
 
     /// Loads a file, or every rule file under a directory (recursively, in name order).

@@ -1,0 +1,231 @@
+//! The engine's hook for rules with more than an IR expression: native code (Panther Python,
+//! through `crate::panther_rt`) and alert thresholds.
+//!
+//! [`ScriptHook::confirm`] runs after a rule's `expr` held. For a plain rule it returns at
+//! once. Otherwise it runs the native predicate (with the step budget and the key-value state),
+//! then the threshold, and records a [`MatchOutput`] with what the enrichment adds to the
+//! match (dynamic title and severity, context, dedup string, threshold count). Budget overruns
+//! and runtime errors are counted per rule and are non-matches.
+
+use serde_json::Value;
+
+use super::time;
+use crate::correlate::threshold::ThresholdState;
+use crate::event::Event;
+use crate::ir::{FieldPath, Rule, Severity};
+use crate::panther_rt::kv::{KvLimits, KvStats, LruKv};
+use crate::panther_rt::{CallCtx, Mocks, PantherScript, RuleError};
+
+/// Limits of the hook, from flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScriptConfig {
+    /// Evaluation steps one call of a rule function may take (`--step-budget`).
+    pub step_budget: u64,
+    pub kv: KvLimits,
+    /// Live `(rule, dedup)` threshold counters (`--max-threshold-keys`).
+    pub max_threshold_keys: usize,
+}
+
+impl Default for ScriptConfig {
+    fn default() -> ScriptConfig {
+        ScriptConfig {
+            step_budget: 100_000,
+            kv: KvLimits::default(),
+            max_threshold_keys: 100_000,
+        }
+    }
+}
+
+/// What one match adds beyond the rule's static metadata.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MatchOutput {
+    /// Index into the engine's rules.
+    pub rule: usize,
+    pub title: Option<String>,
+    pub severity: Option<Severity>,
+    pub context: Option<Value>,
+    pub dedup: Option<String>,
+    /// `Some(false)` while a threshold is not reached.
+    pub alert: Option<bool>,
+    /// Matches counted towards the threshold in the current period, this one included.
+    pub threshold_count: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScriptStats {
+    /// Per rule (indexed like the engine's rules): calls that ran out of steps.
+    pub budget_overruns: Vec<u64>,
+    /// Per rule: `rule()` errors (non-matches) and errors in the output functions.
+    pub runtime_errors: Vec<u64>,
+    pub kv: KvStats,
+    pub threshold_keys: u64,
+    pub threshold_evictions: u64,
+}
+
+pub struct ScriptHook {
+    config: ScriptConfig,
+    kv: LruKv,
+    thresholds: ThresholdState,
+    budget_overruns: Vec<u64>,
+    runtime_errors: Vec<u64>,
+    mocks: Mocks,
+}
+
+impl ScriptHook {
+    pub fn new(n_rules: usize, config: ScriptConfig) -> ScriptHook {
+        ScriptHook {
+            config,
+            kv: LruKv::new(config.kv),
+            thresholds: ThresholdState::new(config.max_threshold_keys),
+            budget_overruns: vec![0; n_rules],
+            runtime_errors: vec![0; n_rules],
+            mocks: Mocks::none(),
+        }
+    }
+
+    /// Decides whether rule `idx`, whose `expr` held, matches; pushes its [`MatchOutput`] when
+    /// it has one. `arrival_ms` is the clock of the key-value helpers; thresholds count in
+    /// event time (`time_fields`, else arrival).
+    pub fn confirm(
+        &mut self,
+        idx: usize,
+        rule: &Rule,
+        event: &Event<'_>,
+        arrival_ms: i64,
+        time_fields: &[FieldPath],
+        outputs: &mut Vec<MatchOutput>,
+    ) -> bool {
+        let script = rule
+            .extra
+            .native
+            .as_ref()
+            .and_then(|native| native.body.as_any().downcast_ref::<PantherScript>());
+        if script.is_none() && rule.extra.threshold.is_none() {
+            return true;
+        }
+        let mut output = MatchOutput {
+            rule: idx,
+            ..MatchOutput::default()
+        };
+        if let Some(script) = script {
+            let mut ctx = CallCtx {
+                step_budget: self.config.step_budget,
+                state: &mut self.kv,
+                now_ms: arrival_ms,
+                mocks: &self.mocks,
+            };
+            match script.run(event, &mut ctx) {
+                Ok(Some(result)) => {
+                    self.runtime_errors[idx] += result.errors.len() as u64;
+                    output.title = result.title;
+                    output.severity = result.severity;
+                    output.context = result.context;
+                    output.dedup = Some(result.dedup);
+                }
+                Ok(None) => return false,
+                Err(RuleError::Budget) => {
+                    self.budget_overruns[idx] += 1;
+                    return false;
+                }
+                Err(RuleError::Runtime(_)) => {
+                    self.runtime_errors[idx] += 1;
+                    return false;
+                }
+            }
+        }
+        if let Some(threshold) = rule.extra.threshold {
+            let dedup = output
+                .dedup
+                .get_or_insert_with(|| rule.meta.title.clone())
+                .clone();
+            let time_ms = time::event_time_ms(event, time_fields).unwrap_or(arrival_ms);
+            let counted = self.thresholds.count(idx, &dedup, time_ms, threshold);
+            output.threshold_count = Some(counted.count);
+            if !counted.reached {
+                output.alert = Some(false);
+            }
+        }
+        outputs.push(output);
+        true
+    }
+
+    pub fn stats(&self) -> ScriptStats {
+        ScriptStats {
+            budget_overruns: self.budget_overruns.clone(),
+            runtime_errors: self.runtime_errors.clone(),
+            kv: self.kv.stats(),
+            threshold_keys: self.thresholds.len() as u64,
+            threshold_evictions: self.thresholds.evicted,
+        }
+    }
+}
+
+/// What one embedded rule test gave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestOutcome {
+    /// Whether the rule matched; `None` when it could not say (budget, runtime error).
+    pub actual: Option<bool>,
+    /// The first error raised by the rule's functions, if any.
+    pub error: Option<String>,
+}
+
+impl TestOutcome {
+    pub fn passed(&self, expected: bool) -> bool {
+        self.error.is_none() && self.actual == Some(expected)
+    }
+}
+
+/// Runs one of a rule's embedded tests as Panther's test tool does: the rule's `expr` and
+/// native predicate on the test event, with the test's mocks and a fresh key-value state; on a
+/// match, the output functions run too and an error in any of them fails the test. Log-source
+/// routing and thresholds play no part (a test asks whether the rule matches the event).
+pub fn run_test(
+    rule: &Rule,
+    test: &crate::ir::RuleTest,
+    now_ms: i64,
+    config: ScriptConfig,
+) -> TestOutcome {
+    let event = Event::new(&test.event);
+    if !super::matcher::matches(&rule.expr, &event) {
+        return TestOutcome {
+            actual: Some(false),
+            error: None,
+        };
+    }
+    let script = rule
+        .extra
+        .native
+        .as_ref()
+        .and_then(|native| native.body.as_any().downcast_ref::<PantherScript>());
+    let Some(script) = script else {
+        return TestOutcome {
+            actual: Some(true),
+            error: None,
+        };
+    };
+    let mut mocks = Mocks::none();
+    for (name, value) in &test.mocks {
+        mocks.insert(name, value.clone());
+    }
+    let mut kv = LruKv::new(config.kv);
+    let mut ctx = CallCtx {
+        step_budget: config.step_budget,
+        state: &mut kv,
+        now_ms,
+        mocks: &mocks,
+    };
+    match script.run(&event, &mut ctx) {
+        Ok(Some(output)) => TestOutcome {
+            actual: Some(true),
+            error: output.errors.into_iter().next(),
+        },
+        Ok(None) => TestOutcome {
+            actual: Some(false),
+            error: None,
+        },
+        Err(err) => TestOutcome {
+            actual: None,
+            error: Some(err.to_string()),
+        },
+    }
+}
