@@ -300,10 +300,18 @@ fn load_module(
         line,
         message: format!("cannot read python module {display}: {err}"),
     })?;
-    crate::panther_rt::parse_module(&source, &display).map_err(|(py_line, message)| LowerError {
-        code: Code::Unsupported,
-        line,
-        message: format!("{display}:{py_line}: {message}"),
+    crate::panther_rt::parse_module(&source, &display).map_err(|(py_line, message)| {
+        // The runtime prefixes constructs outside its subset with `unsupported: `; anything
+        // else is a syntax error in the module.
+        let (code, reason) = match message.strip_prefix("unsupported: ") {
+            Some(reason) => (Code::Unsupported, reason.to_string()),
+            None => (Code::Syntax, message),
+        };
+        LowerError {
+            code,
+            line,
+            message: format!("{display}:{py_line}: {reason}"),
+        }
     })
 }
 
