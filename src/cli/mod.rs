@@ -65,6 +65,8 @@ pub struct Cli {
     run: RunArgs,
 }
 
+// Parsed once at startup: the size of the largest variant costs nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Filter NDJSON events from stdin to stdout, enriched with the rules they match (default).
