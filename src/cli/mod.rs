@@ -475,6 +475,14 @@ mod tests {
         assert!(parse(&["--max-group-entries", "ten"]).is_err());
         assert!(parse(&["--field", ""]).is_err());
         assert!(parse(&["--field", "message"]).is_err());
+        assert_eq!(cli.run.step_budget, 100_000);
+        assert!(parse(&["--step-budget", "0"]).is_err());
+        assert!(parse(&["--max-kv-keys", "0"]).is_err());
+        assert!(parse(&["--max-threshold-keys", "x"]).is_err());
+        let cli = parse(&["test", "--json", "--cases", "c.ndjson", "r"]).unwrap();
+        assert!(
+            matches!(cli.command, Some(Command::Test(ref args)) if args.json && args.cases.len() == 1)
+        );
     }
 
     #[test]
