@@ -23,4 +23,5 @@ pub mod eval;
 pub mod event;
 pub mod ir;
 pub mod protocol;
+pub mod python;
 pub mod rules;
