@@ -1485,10 +1485,9 @@ pub fn ip_network(it: &Interp, v: &Val, strict: bool) -> R<Val> {
             u128::MAX
         })
         != 0
+        && strict
     {
-        if strict {
-            return Err(it.exc("ValueError", format!("{s} has host bits set")));
-        }
+        return Err(it.exc("ValueError", format!("{s} has host bits set")));
     }
     let base = match ip {
         IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::from((bits & mask) as u32)),

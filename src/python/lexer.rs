@@ -236,16 +236,16 @@ fn read_string(chars: &[char], start: usize, line: u32) -> Result<(String, usize
         let Some(&c) = chars.get(i) else {
             return Err(err(line, "syntax error: unterminated string literal"));
         };
-        if c == '\\' {
-            if let Some(&next) = chars.get(i + 1) {
-                if next == '\n' {
-                    lines += 1;
-                }
-                body.push(c);
-                body.push(next);
-                i += 2;
-                continue;
+        if c == '\\'
+            && let Some(&next) = chars.get(i + 1)
+        {
+            if next == '\n' {
+                lines += 1;
             }
+            body.push(c);
+            body.push(next);
+            i += 2;
+            continue;
         }
         if triple {
             if c == quote && chars.get(i + 1) == Some(&quote) && chars.get(i + 2) == Some(&quote) {

@@ -236,12 +236,11 @@ fn check_expr(e: &Expr, line: u32) -> Result<(), PyDiag> {
         if let Expr::Call(f, args) = x {
             let is_re = matches!(&**f, Expr::Attr(m, n) if matches!(&**m, Expr::Name(mn) if mn == "re")
                 && matches!(n.as_str(), "search" | "match" | "fullmatch" | "findall" | "compile" | "sub" | "split"));
-            if is_re {
-                if let Some(Arg::Pos(Expr::Const(Const::Str(p)))) = args.first() {
-                    if let Err(m) = helpers::translate_regex(p) {
-                        result = Err(PyDiag { line, message: m });
-                    }
-                }
+            if is_re
+                && let Some(Arg::Pos(Expr::Const(Const::Str(p)))) = args.first()
+                && let Err(m) = helpers::translate_regex(p)
+            {
+                result = Err(PyDiag { line, message: m });
             }
         }
     });
@@ -2035,10 +2034,7 @@ pub fn format_value(it: &Interp, v: &Val, spec: &str) -> R<String> {
                     let s = format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs());
                     if ty == Some('E') { s.to_uppercase() } else { s }
                 }
-                None if precision.is_none() => {
-                    let r = float_repr(a);
-                    r
-                }
+                None if precision.is_none() => float_repr(a),
                 _ => return Err(unsupported()),
             };
             if let Some(g) = grouping {
@@ -2089,7 +2085,7 @@ fn group_digits(s: &str, sep: char) -> String {
     let digits: Vec<char> = s.chars().collect();
     let mut out = String::new();
     for (i, c) in digits.iter().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(sep);
         }
         out.push(*c);
