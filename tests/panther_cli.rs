@@ -159,3 +159,71 @@ fn cases_file_adds_tests_by_rule_id() {
     ]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+const CORRELATION: &str = "\
+AnalysisType: correlation_rule
+RuleID: Test.Chain
+Enabled: false
+Severity: High
+Detection:
+  - Group:
+      - ID: First
+        RuleID: Test.Archived
+      - ID: Second
+        RuleID: Test.Other
+    MatchCriteria:
+      repo:
+        - GroupID: First
+          Match: p_alert_context.repo
+        - GroupID: Second
+          Match: repo
+    LookbackWindowMinutes: 30
+Tests:
+  - Name: both in the window, second first
+    ExpectedResult: true
+    RuleOutputs:
+      - ID: Second
+        Matches:
+          repo:
+            org/a: [0]
+      - ID: First
+        Matches:
+          p_alert_context.repo:
+            org/a: [10]
+  - Name: too far apart
+    ExpectedResult: false
+    RuleOutputs:
+      - ID: First
+        Matches:
+          p_alert_context.repo:
+            org/a: ['2024-01-01T00:00:00Z']
+      - ID: Second
+        Matches:
+          repo:
+            org/a: ['2024-01-01T00:31:00Z']
+  - Name: different repos (wrongly expected to fire)
+    ExpectedResult: true
+    RuleOutputs:
+      - ID: First
+        Matches:
+          p_alert_context.repo:
+            org/a: [0]
+      - ID: Second
+        Matches:
+          repo:
+            org/b: [1]
+";
+
+#[test]
+fn correlation_rule_outputs_run_even_when_disabled() {
+    let dir = TempDir::new("corr");
+    dir.write("corr.yml", CORRELATION);
+    let out = vigil(&["test", dir.0.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("[FAIL] Test.Chain: different repos (wrongly expected to fire) (expected true, got false)\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\tPassed: 2\n\tFailed: 1\n"), "{stdout}");
+}

@@ -17,6 +17,8 @@ use vigil::rules::{LoadOptions, Loader};
 const MIN_CLOUDTRAIL_RULES_PASSING: usize = 128;
 /// Embedded tests (over all Panther rules of the corpus) that must pass.
 const MIN_TESTS_PASSING: usize = 358;
+/// Correlation-rule tests (`RuleOutputs`) of correlations vigil lowers; all must pass.
+const MIN_CORRELATION_TESTS: usize = 67;
 
 fn corpus() -> Option<PathBuf> {
     match std::env::var_os("VIGIL_CORPUS") {
@@ -78,6 +80,24 @@ fn panther_corpus_loads_and_its_tests_pass() {
         cloudtrail_ok >= MIN_CLOUDTRAIL_RULES_PASSING,
         "only {cloudtrail_ok} CloudTrail rules pass all their tests; failures:\n{}",
         failed.join("\n")
+    );
+    // Correlation rules' RuleOutputs tests: every one of a correlation vigil can lower passes.
+    let mut correlation_tests = 0;
+    for entry in &loaded.correlation_tests {
+        for test in &entry.tests {
+            let outcome = vigil::eval::script::run_correlation_test(&entry.correlation, test);
+            assert!(
+                outcome.passed(test.expected),
+                "{}: {}: {outcome:?}",
+                entry.correlation.meta.id,
+                test.name
+            );
+            correlation_tests += 1;
+        }
+    }
+    assert!(
+        correlation_tests >= MIN_CORRELATION_TESTS,
+        "only {correlation_tests} correlation tests ran"
     );
     assert!(
         passed >= MIN_TESTS_PASSING,

@@ -1,6 +1,7 @@
 //! `vigil test [PATH...]`: runs every test the rules carry (Panther `Tests:` with `Mocks:`,
-//! and the `tests:` of Sigma rules, see `crate::rules::rule_tests`), plus the cases of any
-//! `--cases FILE`, and reports like Panther's own test tool.
+//! Panther correlation rules' `RuleOutputs` tests, and the `tests:` of Sigma rules, see
+//! `crate::rules::rule_tests`), plus the cases of any `--cases FILE`, and reports like
+//! Panther's own test tool.
 //!
 //! Text output: one `[FAIL]` line per failing test (rule id, test name, expected and actual
 //! answers, the error if any), then a summary (`Passed`, `Failed`, `Invalid` specs). With
@@ -45,6 +46,19 @@ pub(super) fn test(args: TestArgs) -> u8 {
         results.extend(run_tests(rule, &rule.extra.tests, now_ms, config));
         if let Some(more) = extra.remove(&rule.meta.id) {
             results.extend(run_tests(rule, &more, now_ms, config));
+        }
+    }
+    for entry in &loaded.correlation_tests {
+        for test in &entry.tests {
+            let outcome = script::run_correlation_test(&entry.correlation, test);
+            results.push(TestResult {
+                rule_id: entry.correlation.meta.id.clone(),
+                test_name: test.name.clone(),
+                expected: test.expected,
+                actual: outcome.actual,
+                passed: outcome.passed(test.expected),
+                error: outcome.error,
+            });
         }
     }
     let mut invalid = Vec::new();

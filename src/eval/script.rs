@@ -229,3 +229,84 @@ pub fn run_test(
         },
     }
 }
+
+/// Runs a correlation's test: each base rule is stood in for by a rule that matches
+/// everything, and the test's matches are fed to a fresh correlator in time order (a
+/// `p_alert_context.*` value as the match's context, any other as an event field). The
+/// correlation "matched" when it fired on any of them.
+pub fn run_correlation_test(
+    correlation: &crate::ir::Correlation,
+    test: &crate::ir::CorrelationTest,
+) -> TestOutcome {
+    use crate::correlate::{CONTEXT_PREFIX, Correlator, Limits};
+    use crate::ir::{Expr, LogSource, Meta, RuleExtra, RuleSet};
+
+    let mut ids: Vec<&str> = correlation.rules.iter().map(String::as_str).collect();
+    ids.dedup();
+    let rules = ids
+        .iter()
+        .map(|id| Rule {
+            meta: Meta {
+                id: id.to_string(),
+                name: None,
+                title: id.to_string(),
+                ..correlation.meta.clone()
+            },
+            logsource: LogSource::default(),
+            expr: Expr::Const(true),
+            extra: RuleExtra::default(),
+        })
+        .collect();
+    let mut stand_in = correlation.clone();
+    stand_in.generate = true;
+    let set = RuleSet {
+        rules,
+        correlations: vec![stand_in],
+    };
+    let (mut correlator, diagnostics) = Correlator::new(&set, Limits::default());
+    if let Some(error) = diagnostics.iter().find(|d| d.is_error()) {
+        return TestOutcome {
+            actual: None,
+            error: Some(error.message.clone()),
+        };
+    }
+    let mut fired = false;
+    let mut hits = Vec::new();
+    for synthetic in &test.matches {
+        let Some(rule) = ids.iter().position(|id| *id == synthetic.rule) else {
+            return TestOutcome {
+                actual: None,
+                error: Some(format!("rule output of '{}', not a member", synthetic.rule)),
+            };
+        };
+        let (in_context, path) = match synthetic.field.segments.split_first() {
+            Some((head, rest)) if head == CONTEXT_PREFIX && !rest.is_empty() => (true, rest),
+            _ => (false, synthetic.field.segments.as_slice()),
+        };
+        let mut nested = synthetic.value.clone();
+        for segment in path.iter().rev() {
+            let mut object = serde_json::Map::new();
+            object.insert(segment.clone(), nested);
+            nested = Value::Object(object);
+        }
+        let empty = Value::Object(serde_json::Map::new());
+        let (event, context) = if in_context {
+            (&empty, Some(&nested))
+        } else {
+            (&nested, None)
+        };
+        hits.clear();
+        correlator.observe_with_context(
+            &Event::new(event),
+            synthetic.time_ms,
+            &[rule],
+            &|_| context,
+            &mut hits,
+        );
+        fired |= !hits.is_empty();
+    }
+    TestOutcome {
+        actual: Some(fired),
+        error: None,
+    }
+}

@@ -648,6 +648,26 @@ impl Condition {
     }
 }
 
+/// An example for a correlation: base-rule matches (as the rule outputs they would be) and
+/// whether the correlation must fire on them (Panther `RuleOutputs` tests).
+#[derive(Clone, Debug)]
+pub struct CorrelationTest {
+    pub name: String,
+    pub expected: bool,
+    pub matches: Vec<SyntheticMatch>,
+    pub line: Option<u32>,
+}
+
+/// One base-rule match of a [`CorrelationTest`]: rule `rule` matched at `time_ms` with `value`
+/// at `field` (a `p_alert_context.*` field is the match's context, any other the event's).
+#[derive(Clone, Debug)]
+pub struct SyntheticMatch {
+    pub rule: String,
+    pub field: FieldPath,
+    pub value: serde_json::Value,
+    pub time_ms: i64,
+}
+
 /// Everything the loaders produced from a set of sources.
 #[derive(Clone, Debug, Default)]
 pub struct RuleSet {

@@ -35,6 +35,15 @@ pub struct Loaded {
     /// Rules that could not be loaded but carry tests: `vigil test` reports each of those
     /// tests as failed with the reason.
     pub failed_tests: Vec<FailedRule>,
+    /// Correlations that carry tests, disabled ones included (their tests still run).
+    pub correlation_tests: Vec<CorrelationTests>,
+}
+
+/// A correlation with its tests.
+#[derive(Clone, Debug)]
+pub struct CorrelationTests {
+    pub correlation: crate::ir::Correlation,
+    pub tests: Vec<crate::ir::CorrelationTest>,
 }
 
 /// A rule the loader could not take, with the tests it carries.

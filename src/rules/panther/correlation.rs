@@ -1,10 +1,11 @@
 //! Panther correlation rules lowered onto the correlation engine (`crate::correlate`).
 //!
 //! - `Group` (every member rule matched, in any order, within `LookbackWindowMinutes`, with
-//!   equal `MatchCriteria` values) is a `temporal` correlation; with
-//!   `EventEvaluationOrder: Chronological` the members must match in the listed order, which
-//!   is `temporal_ordered`. Each `MatchCriteria` key becomes a group-by name with an alias
-//!   mapping every member's RuleID to its `Match` field.
+//!   equal `MatchCriteria` values) is a `temporal` correlation. `EventEvaluationOrder:
+//!   Chronological` orders the matches by event time rather than by processing time, which is
+//!   what vigil's windows always do; it does not order the members (the corpus's own tests
+//!   expect a group to fire with its members out of listed order). Each `MatchCriteria` key
+//!   becomes a group-by name with an alias mapping every member's RuleID to its `Match` field.
 //! - `Sequence` with exactly one transition `From → To` within `WithinTimeFrameMinutes` is a
 //!   `temporal_ordered` over those two rules with the transition's time frame as window, its
 //!   `Match` (`On`, or `From`/`To`) as group-by.
@@ -23,18 +24,20 @@
 
 use super::{LowerError, lower_meta, schema};
 use crate::diag::Code;
-use crate::ir::{Alias, CmpOp, Condition, Correlation, CorrelationKind, FieldPath};
+use crate::ir::{
+    Alias, CmpOp, Condition, Correlation, CorrelationKind, CorrelationTest, FieldPath,
+    SyntheticMatch,
+};
 use crate::rules::yaml::{Node, Value};
 
-/// The correlation, or `None` for `Enabled: false`.
-pub fn lower(path: &str, doc: &Node) -> Result<Option<Correlation>, LowerError> {
+/// The correlation and whether it is enabled (`Enabled: false` correlations are lowered so
+/// that their tests run, but the caller does not load them).
+pub fn lower(path: &str, doc: &Node) -> Result<(Correlation, bool), LowerError> {
     let meta = lower_meta(path, doc)?;
-    if matches!(
+    let enabled = !matches!(
         doc.get("Enabled").map(|n| &n.value),
         Some(Value::Bool(false))
-    ) {
-        return Ok(None);
-    }
+    );
     let Some(detection) = doc.get("Detection") else {
         return Err(schema(doc.line, "missing 'Detection'"));
     };
@@ -53,7 +56,7 @@ pub fn lower(path: &str, doc: &Node) -> Result<Option<Correlation>, LowerError> 
         return Err(schema(item.line, "expected 'Group' or 'Sequence'"));
     };
     let timespan_text = format!("{}m", lowered.minutes);
-    Ok(Some(Correlation {
+    let correlation = Correlation {
         meta,
         kind: lowered.kind,
         condition: Condition {
@@ -65,7 +68,114 @@ pub fn lower(path: &str, doc: &Node) -> Result<Option<Correlation>, LowerError> 
         timespan_ms: lowered.minutes * 60_000,
         timespan_text,
         generate: true,
-    }))
+    };
+    Ok((correlation, enabled))
+}
+
+/// The fixed time minute offsets of test matches count from (2024-01-01T00:00:00Z).
+const TEST_BASE_MS: i64 = 1_704_067_200_000;
+
+/// The `Tests` of a correlation rule: `RuleOutputs: [{ID, Matches: {field: {value: [time]}}}]`,
+/// where `ID` names a group or sequence member and each time is a minute offset (a number) or
+/// an RFC 3339 timestamp.
+pub fn lower_tests(doc: &Node) -> Result<Vec<CorrelationTest>, LowerError> {
+    let Some(items) = doc.get("Tests").and_then(Node::as_seq) else {
+        return Ok(Vec::new());
+    };
+    let members = member_rules(doc);
+    let mut tests = Vec::with_capacity(items.len());
+    for (idx, item) in items.iter().enumerate() {
+        let name = item
+            .get("Name")
+            .and_then(Node::scalar_text)
+            .unwrap_or_else(|| format!("test {}", idx + 1));
+        let Some(Value::Bool(expected)) = item.get("ExpectedResult").map(|n| n.value.clone())
+        else {
+            return Err(schema(
+                item.line,
+                format!("test '{name}' needs 'ExpectedResult: true|false'"),
+            ));
+        };
+        let mut matches = Vec::new();
+        for output in item
+            .get("RuleOutputs")
+            .and_then(Node::as_seq)
+            .unwrap_or_default()
+        {
+            let id = output
+                .get("ID")
+                .and_then(Node::scalar_text)
+                .unwrap_or_default();
+            let Some((_, rule)) = members.iter().find(|(member, _)| *member == id) else {
+                return Err(schema(
+                    output.line,
+                    format!("rule output names unknown member '{id}'"),
+                ));
+            };
+            let fields = output
+                .get("Matches")
+                .and_then(Node::as_map)
+                .unwrap_or_default();
+            if fields.len() > 1 {
+                return Err(unsupported(
+                    output.line,
+                    "a rule output with several Matches fields (how they pair up is unspecified)",
+                ));
+            }
+            for (field, values) in fields {
+                for (value, times) in values.as_map().unwrap_or_default() {
+                    for time in times.as_seq().unwrap_or_default() {
+                        let time_ms = match &time.value {
+                            Value::Int(minutes) => TEST_BASE_MS + minutes * 60_000,
+                            Value::Str(text) => chrono::DateTime::parse_from_rfc3339(text)
+                                .map(|t| t.timestamp_millis())
+                                .map_err(|err| {
+                                    schema(time.line, format!("bad match time '{text}': {err}"))
+                                })?,
+                            _ => {
+                                return Err(schema(
+                                    time.line,
+                                    "a match time is minutes or an RFC 3339 time",
+                                ));
+                            }
+                        };
+                        matches.push(SyntheticMatch {
+                            rule: rule.clone(),
+                            field: FieldPath::new(&field.text),
+                            value: serde_json::Value::String(value.text.clone()),
+                            time_ms,
+                        });
+                    }
+                }
+            }
+        }
+        matches.sort_by_key(|m| m.time_ms);
+        tests.push(CorrelationTest {
+            name,
+            expected,
+            matches,
+            line: Some(item.line),
+        });
+    }
+    Ok(tests)
+}
+
+/// `(ID, RuleID)` of the members of a correlation's group or sequence, as far as they read.
+fn member_rules(doc: &Node) -> Vec<(String, String)> {
+    let Some([item]) = doc.get("Detection").and_then(Node::as_seq) else {
+        return Vec::new();
+    };
+    let list = item.get("Group").or_else(|| item.get("Sequence"));
+    list.and_then(Node::as_seq)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|member| {
+            Some((
+                member.get("ID").and_then(Node::scalar_text)?,
+                member.get("RuleID").and_then(Node::scalar_text)?,
+            ))
+        })
+        .collect()
 }
 
 struct Lowered {
@@ -144,11 +254,9 @@ fn lower_group(item: &Node, group: &Node) -> Result<Lowered, LowerError> {
         item.line,
         "LookbackWindowMinutes",
     )?;
-    let ordered = match item.get("EventEvaluationOrder") {
-        None => false,
-        Some(node) => match node.as_str() {
-            Some("Chronological") => true,
-            Some("Any") | Some("Unordered") => false,
+    if let Some(node) = item.get("EventEvaluationOrder") {
+        match node.as_str() {
+            Some("Chronological") => {}
             _ => {
                 return Err(unsupported(
                     node.line,
@@ -158,8 +266,8 @@ fn lower_group(item: &Node, group: &Node) -> Result<Lowered, LowerError> {
                     ),
                 ));
             }
-        },
-    };
+        }
+    }
     let mut group_by = Vec::new();
     let mut aliases = Vec::new();
     if let Some(criteria) = item.get("MatchCriteria") {
@@ -202,11 +310,7 @@ fn lower_group(item: &Node, group: &Node) -> Result<Lowered, LowerError> {
         }
     }
     Ok(Lowered {
-        kind: if ordered {
-            CorrelationKind::TemporalOrdered
-        } else {
-            CorrelationKind::Temporal
-        },
+        kind: CorrelationKind::Temporal,
         rules: members.into_iter().map(|(_, rule)| rule).collect(),
         group_by,
         aliases,
@@ -314,8 +418,8 @@ mod tests {
     fn lower_text(text: &str) -> Result<Correlation, String> {
         let docs = parse_documents(text).unwrap();
         match lower("c.yml", &docs[0]) {
-            Ok(Some(corr)) => Ok(corr),
-            Ok(None) => Err("disabled".to_string()),
+            Ok((corr, true)) => Ok(corr),
+            Ok((_, false)) => Err("disabled".to_string()),
             Err(err) => Err(format!("{}: {}", err.line, err.message)),
         }
     }
@@ -331,9 +435,27 @@ mod tests {
         assert_eq!(corr.aliases[0].fields[0].1.raw, "p_alert_context.user");
         assert_eq!(corr.timespan_ms, 30 * 60_000);
         assert!(corr.condition.holds(2.0) && !corr.condition.holds(1.0));
-        let ordered =
+        // Chronological orders matches by event time (as vigil always does), not the members.
+        let chronological =
             lower_text(&format!("{GROUP}    EventEvaluationOrder: Chronological\n")).unwrap();
-        assert_eq!(ordered.kind, CorrelationKind::TemporalOrdered);
+        assert_eq!(chronological.kind, CorrelationKind::Temporal);
+        assert!(lower_text(&format!("{GROUP}    EventEvaluationOrder: Random\n")).is_err());
+    }
+
+    #[test]
+    fn rule_output_tests() {
+        let text = format!(
+            "{GROUP}Tests:\n  - Name: both\n    ExpectedResult: true\n    RuleOutputs:\n      - ID: B\n        Matches:\n          userName:\n            bob: [5]\n      - ID: A\n        Matches:\n          p_alert_context.user:\n            bob: ['2024-01-01T00:01:00Z']\n"
+        );
+        let docs = parse_documents(&text).unwrap();
+        let tests = lower_tests(&docs[0]).unwrap();
+        assert_eq!(tests.len(), 1);
+        let matches = &tests[0].matches;
+        assert_eq!(matches[0].rule, "Rule.A");
+        assert_eq!(matches[0].time_ms, TEST_BASE_MS + 60_000);
+        assert_eq!(matches[1].rule, "Rule.B");
+        assert_eq!(matches[1].time_ms, TEST_BASE_MS + 5 * 60_000);
+        assert_eq!(matches[1].field.raw, "userName");
     }
 
     #[test]

@@ -37,7 +37,7 @@ use crate::ir::{
 use crate::panther_rt::PantherScript;
 use crate::rules::yaml::{self, Node, Value};
 
-use super::{FailedRule, Loaded};
+use super::{CorrelationTests, FailedRule, Loaded};
 
 /// Panther's default `DedupPeriodMinutes`.
 pub const DEFAULT_DEDUP_MINUTES: i64 = 60;
@@ -120,16 +120,27 @@ pub fn load(path: &str, text: &str, module_dir: Option<&Path>, out: &mut Loaded)
             }
             out.set.rules.push(rule);
         }),
-        "correlation_rule" => correlation::lower(path, doc).map(|lowered| match lowered {
-            Some(corr) => out.set.correlations.push(corr),
-            None => out.diagnostics.push(
-                Diagnostic::warning(
-                    Code::Note,
-                    loc(path, doc.line),
-                    "Enabled: false: the correlation rule is not loaded",
-                )
-                .with_rule(rule_id.clone().unwrap_or_default()),
-            ),
+        "correlation_rule" => correlation::lower(path, doc).and_then(|(corr, enabled)| {
+            let tests = correlation::lower_tests(doc)?;
+            if !tests.is_empty() {
+                out.correlation_tests.push(CorrelationTests {
+                    correlation: corr.clone(),
+                    tests,
+                });
+            }
+            if enabled {
+                out.set.correlations.push(corr);
+            } else {
+                out.diagnostics.push(
+                    Diagnostic::warning(
+                        Code::Note,
+                        loc(path, doc.line),
+                        "Enabled: false: the correlation rule is not loaded (its tests run)",
+                    )
+                    .with_rule(rule_id.clone().unwrap_or_default()),
+                );
+            }
+            Ok(())
         }),
         other => {
             out.diagnostics.push(Diagnostic::warning(
@@ -148,14 +159,28 @@ pub fn load(path: &str, text: &str, module_dir: Option<&Path>, out: &mut Loaded)
         };
         // The tests of a rule that did not load are still reported (as failures), so a
         // test run never silently shrinks.
-        if kind == "rule"
-            && let Some(id) = rule_id
-        {
+        if let Some(id) = rule_id {
+            let tests = match kind {
+                "rule" => lower_tests(doc).unwrap_or_default(),
+                // Only the names and expected answers of a correlation's tests are needed to
+                // report them as not run.
+                _ => correlation::lower_tests(doc)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|test| RuleTest {
+                        name: test.name,
+                        expected: test.expected,
+                        event: serde_json::Value::Null,
+                        mocks: Vec::new(),
+                        line: test.line,
+                    })
+                    .collect(),
+            };
             out.failed_tests.push(FailedRule {
                 rule_id: id,
                 reason: diag.message.clone(),
                 unsupported: diag.code == Code::Unsupported,
-                tests: lower_tests(doc).unwrap_or_default(),
+                tests,
             });
         }
         out.diagnostics.push(diag);
