@@ -166,10 +166,11 @@ impl PantherScript {
             }
             None => None,
         };
-        let dedup = call("dedup", ctx)
+        let mut dedup = call("dedup", ctx)
             .and_then(|value| non_empty_text(&value))
             .or_else(|| title.clone())
             .unwrap_or_else(|| self.display_name.clone());
+        truncate_chars(&mut dedup, MAX_DEDUP_CHARS);
         ScriptOutput {
             title,
             severity,
@@ -177,6 +178,15 @@ impl PantherScript {
             dedup,
             errors,
         }
+    }
+}
+
+/// Panther keeps the first 1000 characters of a dedup string.
+pub const MAX_DEDUP_CHARS: usize = 1000;
+
+fn truncate_chars(text: &mut String, max: usize) {
+    if let Some((cut, _)) = text.char_indices().nth(max) {
+        text.truncate(cut);
     }
 }
 
@@ -273,6 +283,15 @@ mod tests {
         script(
             "def rule(event):\n    n = 0\n    while True:\n        n = n + 1\n    return n > 0\n",
         )
+    }
+
+    #[test]
+    fn dedup_is_cut_at_1000_characters() {
+        let script = script(
+            "def rule(event):\n    return True\n\ndef dedup(event):\n    return 'é' * 1500\n",
+        );
+        let output = run(&script, json!({})).unwrap().unwrap();
+        assert_eq!(output.dedup.chars().count(), MAX_DEDUP_CHARS);
     }
 
     #[test]
