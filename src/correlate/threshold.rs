@@ -6,8 +6,9 @@
 //!   `period_ms` of that start adds one to the count;
 //! - a match at or after `start + period_ms` opens a new period with a count of 1 (Panther's
 //!   dedup window has expired, so its count starts over);
-//! - the match that brings the count to N alerts; the pair is then forgotten, so the next alert
-//!   needs N more matches (as a correlation fires once, then resets);
+//! - the match that brings the count to N alerts; the matches after it in the same period carry
+//!   `alert: false` too (Panther adds them to the alert already raised), so a pair alerts at
+//!   most once per period;
 //! - matches before that carry `alert: false` and the running count.
 //!
 //! Memory: one entry (start time and count) per live pair, at most `max_pairs` pairs; the least
@@ -34,7 +35,8 @@ pub struct Counted {
 }
 
 pub struct ThresholdState {
-    pairs: LruCache<(usize, String), (i64, u64)>,
+    /// `(rule, dedup)` → (period start, count, alerted in this period).
+    pairs: LruCache<(usize, String), (i64, u64, bool)>,
     hasher: RandomState,
     /// Pairs evicted because `max_pairs` was reached.
     pub evicted: u64,
@@ -71,29 +73,22 @@ impl ThresholdState {
             dedup.to_string()
         };
         let key = (rule, key);
-        let (start, count) = match self.pairs.get(&key) {
+        let (start, count, alerted) = match self.pairs.get(&key) {
             // A match older than the period's start (late arrival) still counts in it.
-            Some(&(start, count)) if time_ms < start.saturating_add(threshold.period_ms) => {
-                (start.min(time_ms), count + 1)
+            Some(&(start, count, alerted))
+                if time_ms < start.saturating_add(threshold.period_ms) =>
+            {
+                (start.min(time_ms), count.saturating_add(1), alerted)
             }
-            _ => (time_ms, 1),
+            _ => (time_ms, 1, false),
         };
-        if count >= threshold.count {
-            self.pairs.pop(&key);
-            return Counted {
-                count,
-                reached: true,
-            };
-        }
+        let reached = !alerted && count >= threshold.count;
         if !self.pairs.contains(&key) && self.pairs.len() >= self.pairs.cap().get() {
             self.pairs.pop_lru();
             self.evicted += 1;
         }
-        self.pairs.put(key, (start, count));
-        Counted {
-            count,
-            reached: false,
-        }
+        self.pairs.put(key, (start, count, alerted || reached));
+        Counted { count, reached }
     }
 }
 
@@ -107,16 +102,29 @@ mod tests {
     };
 
     #[test]
-    fn alerts_on_the_nth_match_then_resets() {
+    fn alerts_once_per_period_on_the_nth_match() {
         let mut state = ThresholdState::new(10);
-        let counts: Vec<(u64, bool)> = [0, 100, 200, 300]
+        let counts: Vec<(u64, bool)> = [0, 100, 200, 300, 900, 1_000, 1_100, 1_200]
             .iter()
             .map(|&t| {
                 let c = state.count(0, "a", t, T);
                 (c.count, c.reached)
             })
             .collect();
-        assert_eq!(counts, [(1, false), (2, false), (3, true), (1, false)]);
+        assert_eq!(
+            counts,
+            [
+                (1, false),
+                (2, false),
+                (3, true),
+                (4, false),
+                (5, false),
+                // A new period starts at 1000.
+                (1, false),
+                (2, false),
+                (3, true),
+            ]
+        );
     }
 
     #[test]
