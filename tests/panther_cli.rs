@@ -227,3 +227,56 @@ fn correlation_rule_outputs_run_even_when_disabled() {
     );
     assert!(stdout.contains("\tPassed: 2\n\tFailed: 1\n"), "{stdout}");
 }
+
+#[test]
+fn run_stats_count_budget_overruns_per_rule() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let dir = TempDir::new("stats");
+    dir.write(
+        "spin.yml",
+        "AnalysisType: rule\nFilename: spin.py\nRuleID: Test.Spin\nEnabled: true\nLogTypes: [AWS.CloudTrail]\nSeverity: Low\n",
+    );
+    dir.write(
+        "spin.py",
+        "def rule(event):\n    while event.get('eventName') == 'Spin':\n        pass\n    return True\n",
+    );
+    let mut child = Command::new(BIN)
+        .args([
+            "--stats",
+            "--step-budget",
+            "500",
+            "--rules",
+            dir.0.to_str().unwrap(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = "{\"eventVersion\":\"1.09\",\"eventSource\":\"x.amazonaws.com\",\"eventName\":\"Spin\"}\n\
+                 {\"eventVersion\":\"1.09\",\"eventSource\":\"x.amazonaws.com\",\"eventName\":\"Other\"}\n";
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(!lines[0].contains("\"vigil\""), "{stdout}");
+    assert!(lines[1].contains("\"id\":\"Test.Spin\""), "{stdout}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let stats: Value = stderr
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|value| value["msg"] == "stats")
+        .unwrap();
+    assert_eq!(
+        stats["script"]["budget_overruns"]["Test.Spin"], 1,
+        "{stats}"
+    );
+    assert_eq!(stats["rule_hits"]["Test.Spin"], 1, "{stats}");
+}
