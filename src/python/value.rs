@@ -48,7 +48,11 @@ pub enum Val {
     Method(Box<Val>, Rc<str>),
     /// A supported module (`json`, `re`, ...).
     Module(&'static str),
-    Regex(Rc<regex::Regex>, Rc<str>),
+    /// A compiled pattern: the regex, its Python source and its flags.
+    Regex(Rc<str>, i64),
+    /// An IPinfo enrichment helper object (`get_ipinfo_asn`...): its kind and the event's
+    /// `p_enrichment.<table>` value.
+    Lut(&'static str, Rc<Val>),
     /// A regex match: the groups (whole match first), as strings or None.
     Match(Rc<Vec<Option<String>>>),
     Ip(std::net::IpAddr),
@@ -208,6 +212,7 @@ pub fn type_name(v: &Val) -> &'static str {
         Val::Method(..) => "method",
         Val::Module(_) => "module",
         Val::Regex(..) => "re.Pattern",
+        Val::Lut(..) => "LookupTableMatches",
         Val::Match(_) => "re.Match",
         Val::Ip(std::net::IpAddr::V4(_)) => "IPv4Address",
         Val::Ip(std::net::IpAddr::V6(_)) => "IPv6Address",
@@ -296,7 +301,7 @@ pub fn py_eq(a: &Val, b: &Val) -> bool {
         (Val::Net(x, p), Val::Net(y, q)) => x == y && p == q,
         (Val::DateTime(x, o), Val::DateTime(y, p)) => x == y && o.is_some() == p.is_some(),
         (Val::Delta(x), Val::Delta(y)) => x == y,
-        (Val::Regex(_, x), Val::Regex(_, y)) => x == y,
+        (Val::Regex(x, f), Val::Regex(y, g)) => x == y && f == g,
         _ => false,
     }
 }
@@ -450,7 +455,8 @@ pub fn py_repr(v: &Val) -> String {
         Val::Native(n) => format!("<built-in function {n}>"),
         Val::Method(_, n) => format!("<bound method {n}>"),
         Val::Module(n) => format!("<module '{n}'>"),
-        Val::Regex(_, p) => format!("re.compile({})", str_repr(p)),
+        Val::Regex(p, _) => format!("re.compile({})", str_repr(p)),
+        Val::Lut(k, _) => format!("<{k}>"),
         Val::Match(_) => "<re.Match object>".into(),
         Val::Ip(ip) => format!("{}('{ip}')", type_name(v)),
         Val::Net(ip, p) => format!("{}('{ip}/{p}')", type_name(v)),
