@@ -415,7 +415,7 @@ pub fn event_get(event: &Event<'_>, key: &str) -> Option<Val> {
         return None;
     };
     map.iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .find(|(k, _)| k.to_lowercase() == key.to_lowercase())
         .map(|(_, v)| from_json(v))
 }
 
@@ -473,7 +473,9 @@ fn isinstance_of(it: &Interp, v: &Val, t: &Val) -> R<bool> {
             "bool" => matches!(v, Val::Bool(_)),
             "list" => matches!(v, Val::List(_)),
             "tuple" => matches!(v, Val::Tuple(_)),
-            "dict" => matches!(v, Val::Dict(_)),
+            // Objects from the event are Panther's ImmutableCaseInsensitiveDict: a Mapping, not
+            // a dict.
+            "dict" => matches!(v, Val::Dict(d) if !d.borrow().case_insensitive),
             "set" => matches!(v, Val::Set(_)),
             "Mapping" => matches!(v, Val::Dict(_) | Val::Event),
             "Sequence" => matches!(v, Val::List(_) | Val::Tuple(_) | Val::Str(_)),

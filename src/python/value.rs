@@ -75,7 +75,8 @@ pub struct Dict {
     pub vals: Vec<Val>,
     index: HashMap<HKey, usize>,
     /// Set on objects that come from the event: Panther hands those out as case-insensitive
-    /// mappings, so a string key missing as written is looked up ignoring ASCII case.
+    /// mappings (`ImmutableCaseInsensitiveDict`), so a string key missing as written is looked
+    /// up by its lower-case form, and `isinstance(x, dict)` is false for them.
     pub case_insensitive: bool,
 }
 
@@ -110,7 +111,7 @@ impl Dict {
     fn get_ci(&self, key: &str) -> Option<&Val> {
         self.keys
             .iter()
-            .position(|k| matches!(k, Val::Str(s) if s.eq_ignore_ascii_case(key)))
+            .position(|k| matches!(k, Val::Str(s) if s.to_lowercase() == key.to_lowercase()))
             .map(|i| &self.vals[i])
     }
     pub fn get_str(&self, key: &str) -> Option<&Val> {
