@@ -82,6 +82,13 @@ pub fn helper_name(module: &str, name: &str) -> Result<&'static str, &'static st
         ("panther_aws_helpers", "get_actor_user") => "aws.get_actor_user",
         ("panther_aws_helpers", "get_s3_arn_by_name") => "aws.get_s3_arn_by_name",
         ("panther_ipinfo_helpers", "PantherIPInfoException") => "PantherIPInfoException",
+        ("panther_ipinfo_helpers", "geoinfo_from_ip") => "ipinfo.geoinfo_from_ip",
+        ("panther_ipinfo_helpers", "geoinfo_from_ip_formatted") => {
+            "ipinfo.geoinfo_from_ip_formatted"
+        }
+        ("panther_ipinfo_helpers", "get_ipinfo_asn") => "ipinfo.get_ipinfo_asn",
+        ("panther_ipinfo_helpers", "get_ipinfo_location") => "ipinfo.get_ipinfo_location",
+        ("panther_ipinfo_helpers", "get_ipinfo_privacy") => "ipinfo.get_ipinfo_privacy",
         ("panther_ipinfo_helpers", _) => return Err(" (needs IPinfo enrichment)"),
         _ => return Err(""),
     })
@@ -271,6 +278,10 @@ pub fn event_method(
             let default = only_default(it, kwargs, "udm")?;
             udm::udm(it, &args, &default)
         }
+        "udm_path" => {
+            let key = arg(it, &args, 0, "udm_path")?;
+            udm::udm_path(it, &key)
+        }
         "keys" | "values" | "items" | "copy" | "to_dict" => {
             let items = it.mapping_items(&Val::Event)?;
             Ok(match name {
@@ -303,9 +314,27 @@ pub fn event_method(
 pub fn call(
     it: &mut Interp,
     name: &'static str,
-    args: Vec<Val>,
+    mut args: Vec<Val>,
     mut kwargs: Vec<(String, Val)>,
 ) -> R<Val> {
+    let params = helper_params(name);
+    if !kwargs.is_empty() && !params.is_empty() {
+        for (i, p) in params.iter().enumerate().skip(args.len()) {
+            match take_kw(&mut kwargs, p) {
+                Some(v) if args.len() == i => args.push(v),
+                Some(_) => {
+                    return Err(it.type_error(format!(
+                        "{name}() missing positional argument {}",
+                        args.len() + 1
+                    )));
+                }
+                None => break,
+            }
+        }
+        if let Some((k, _)) = kwargs.first() {
+            return Err(it.type_error(format!("{name}() got an unexpected keyword argument '{k}'")));
+        }
+    }
     match name {
         "base.deep_get" => {
             let default = only_default(it, kwargs, "deep_get")?;
@@ -423,7 +452,24 @@ pub fn call(
             resolve_timestamp_string(it, &ts)
         }
         "base.add_parse_delay" => {
-            Err(it.fatal("unsupported: add_parse_delay (dateutil parsing of nanosecond times)"))
+            let e = arg(it, &args, 0, "add_parse_delay")?;
+            let ctx = arg(it, &args, 1, "add_parse_delay")?;
+            let t1 = mapping_get(it, &e, &new_str("p_event_time"), &Val::None)?;
+            let t2 = mapping_get(it, &e, &new_str("p_parse_time"), &Val::None)?;
+            let delay = time_delta(it, &t1, &t2)?;
+            match &ctx {
+                Val::Dict(d) => d
+                    .borrow_mut()
+                    .insert(new_str("parseDelay"), new_str(delay))
+                    .map_err(|e| it.hkey_err(e))?,
+                other => {
+                    return Err(it.type_error(format!(
+                        "'{}' object does not support item assignment",
+                        type_name(other)
+                    )));
+                }
+            }
+            Ok(ctx)
         }
         "aws.aws_cloudtrail_success" => {
             let e = arg(it, &args, 0, "aws_cloudtrail_success")?;
@@ -465,6 +511,40 @@ pub fn call(
                     .map_err(|e| it.hkey_err(e))?;
             }
             Ok(ctx)
+        }
+        "logging.log" => Ok(Val::None),
+        "ipinfo.get_ipinfo_asn" | "ipinfo.get_ipinfo_location" | "ipinfo.get_ipinfo_privacy" => {
+            let e = arg(it, &args, 0, name)?;
+            let (kind, table) = match name {
+                "ipinfo.get_ipinfo_asn" => ("IPInfoASN", "ipinfo_asn"),
+                "ipinfo.get_ipinfo_location" => ("IPInfoLocation", "ipinfo_location"),
+                _ => ("IPInfoPrivacy", "ipinfo_privacy"),
+            };
+            let lut = dg_path(it, &e, &["p_enrichment", table])?;
+            if !it.truth(&lut)? {
+                return Ok(Val::None);
+            }
+            Ok(Val::Lut(kind, Rc::new(lut)))
+        }
+        "ipinfo.geoinfo_from_ip" | "ipinfo.geoinfo_from_ip_formatted" => {
+            let e = arg(it, &args, 0, name)?;
+            let field = arg(it, &args, 1, name)?;
+            let geo = geoinfo_from_ip(it, &e, &field)?;
+            if name == "ipinfo.geoinfo_from_ip" {
+                return Ok(geo);
+            }
+            let g = |it: &mut Interp, k: &str| -> R<String> {
+                let v = mapping_get(it, &geo, &new_str(k), &Val::None)?;
+                Ok(it.to_str(&v))
+            };
+            let text = format!(
+                "{} in {}, {} in {}",
+                g(it, "ip")?,
+                g(it, "city")?,
+                g(it, "region")?,
+                g(it, "country")?
+            );
+            it.mk_str(text)
         }
         "aws.aws_regions" => Ok(new_list(AWS_REGIONS.iter().map(|r| new_str(*r)).collect())),
         "aws.aws_strip_role_session_id" => {
@@ -544,14 +624,14 @@ pub fn call(
             let p = arg(it, &args, 0, "compile")?;
             let flags = flags_arg(it, &args, 1, &mut kwargs)?;
             let p = str_of(it, &p, "compile")?.clone();
-            let re = compile(it, &p, flags, Anchor::None)?;
-            Ok(Val::Regex(re, p))
+            compile(it, &p, flags, Anchor::None)?;
+            Ok(Val::Regex(p, flags))
         }
         "re.search" | "re.match" | "re.fullmatch" | "re.findall" | "re.sub" | "re.split" => {
             let p = arg(it, &args, 0, name)?;
-            let p = match &p {
-                Val::Regex(_, p) => p.clone(),
-                other => str_of(it, other, name)?.clone(),
+            let (p, compiled_flags) = match &p {
+                Val::Regex(p, f) => (p.clone(), *f),
+                other => (str_of(it, other, name)?.clone(), 0),
             };
             let method = &name[3..];
             let (flag_at, rest) = match method {
@@ -559,7 +639,7 @@ pub fn call(
                 "split" => (3, &args[1..args.len().min(3)]),
                 _ => (2, &args[1..args.len().min(2)]),
             };
-            let flags = flags_arg(it, &args, flag_at, &mut kwargs)?;
+            let flags = flags_arg(it, &args, flag_at, &mut kwargs)? | compiled_flags;
             regex_call(it, &p, flags, method, rest.to_vec(), kwargs)
         }
         "re.escape" => {
@@ -622,6 +702,183 @@ pub fn call(
         }
         _ => Err(it.fatal(format!("unsupported: function {name}"))),
     }
+}
+
+/// `panther_base_helpers.nano_to_micro`: the seconds after the last `:` reformatted with
+/// `"{:06f}"`.
+fn nano_to_micro(it: &Interp, t: &Val) -> R<Val> {
+    let Val::Str(s) = t else {
+        return Err(it.exc(
+            "AttributeError",
+            format!("'{}' object has no attribute 'split'", type_name(t)),
+        ));
+    };
+    let mut parts: Vec<String> = s.split(':').map(str::to_string).collect();
+    let last = parts.last().cloned().unwrap_or_default();
+    let f: f64 = last.trim().replace('_', "").parse().map_err(|_| {
+        it.exc(
+            "ValueError",
+            format!("could not convert string to float: {}", str_repr(&last)),
+        )
+    })?;
+    let text = format!("{f:06.6}");
+    if let Some(slot) = parts.last_mut() {
+        *slot = text;
+    }
+    Ok(new_str(parts.join(":")))
+}
+
+/// `panther_base_helpers.time_delta`: the later time minus the earlier, in words.
+fn time_delta(it: &Interp, t1: &Val, t2: &Val) -> R<String> {
+    let a = resolve_timestamp_string(it, &nano_to_micro(it, t1)?)?;
+    let b = resolve_timestamp_string(it, &nano_to_micro(it, t2)?)?;
+    let (Val::DateTime(x, o), Val::DateTime(y, p)) = (&a, &b) else {
+        return Err(
+            it.type_error("unsupported operand type(s) for -: a timestamp that did not resolve")
+        );
+    };
+    if o.is_some() != p.is_some() {
+        return Err(it.type_error("can't subtract offset-naive and offset-aware datetimes"));
+    }
+    let us = y - x;
+    let days = us.div_euclid(86_400_000_000);
+    let secs = us.rem_euclid(86_400_000_000) / 1_000_000;
+    let (hours, rem) = (secs / 3600, secs % 3600);
+    let (minutes, seconds) = (rem / 60, rem % 60);
+    let mut delta = String::new();
+    if days > 0 {
+        delta = format!("{days} day(s) ");
+    }
+    if hours > 0 {
+        delta.push_str(&format!("{hours} hour(s) "));
+    }
+    if minutes > 0 {
+        delta.push_str(&format!("{minutes} minute(s) "));
+    }
+    if seconds > 0 {
+        delta.push_str(&format!("{seconds} second(s)"));
+    }
+    Ok(delta)
+}
+
+/// Parameter names of the native helpers, so that keyword arguments bind as in Python.
+fn helper_params(name: &str) -> &'static [&'static str] {
+    match name {
+        "ipinfo.geoinfo_from_ip" | "ipinfo.geoinfo_from_ip_formatted" => &["event", "match_field"],
+        "ipinfo.get_ipinfo_asn" | "ipinfo.get_ipinfo_location" | "ipinfo.get_ipinfo_privacy" => {
+            &["event"]
+        }
+        "aws.aws_cloudtrail_success"
+        | "aws.aws_rule_context"
+        | "aws.aws_rds_context"
+        | "aws.get_actor_user" => &["event"],
+        "base.add_parse_delay" => &["event", "context"],
+        "base.pattern_match" => &["string_to_match", "pattern"],
+        "base.pattern_match_list" => &["string_to_match", "patterns"],
+        "base.is_ip_in_network" => &["ip_addr", "networks"],
+        "base.resolve_timestamp_string" => &["timestamp"],
+        "fnmatch.fnmatch" | "fnmatch.fnmatchcase" => &["name", "pat"],
+        "json.loads" => &["s"],
+        _ => &[],
+    }
+}
+
+fn dg_path(it: &Interp, e: &Val, keys: &[&str]) -> R<Val> {
+    let keys: Vec<Val> = keys.iter().map(|k| new_str(*k)).collect();
+    deep_get(it, e, &keys, &Val::None)
+}
+
+/// `LookupTableMatches._lookup`: the enrichment matched for `field`, then `keys` inside it
+/// (element-wise when several matched).
+fn lut_field(it: &mut Interp, lut: &Val, field: &Val, key: &str) -> R<Val> {
+    let m = deep_get(it, lut, std::slice::from_ref(field), &Val::None)?;
+    if !it.truth(&m)? {
+        return Ok(Val::None);
+    }
+    let k = [new_str(key)];
+    if is_sequence(&m) {
+        let mut out = Vec::new();
+        for v in it.iterate(&m)? {
+            out.push(if it.truth(&v)? {
+                deep_get(it, &v, &k, &Val::None)?
+            } else {
+                Val::None
+            });
+        }
+        return Ok(new_list(out));
+    }
+    deep_get(it, &m, &k, &Val::None)
+}
+
+fn lut_lookup(it: &mut Interp, kind: &str, lut: &Val, method: &str, args: &[Val]) -> R<Val> {
+    let key = match (kind, method) {
+        ("IPInfoASN", "asn" | "domain" | "name" | "route" | "type") => method,
+        (
+            "IPInfoLocation",
+            "city" | "country" | "postal_code" | "region" | "region_code" | "timezone",
+        ) => method,
+        ("IPInfoLocation", "latitude") => "lat",
+        ("IPInfoLocation", "longitude") => "lng",
+        ("IPInfoPrivacy", "hosting" | "proxy" | "tor" | "vpn" | "relay" | "service") => method,
+        _ => return Err(it.fatal(format!("unsupported: {kind}.{method}"))),
+    };
+    let field = arg(it, args, 0, method)?;
+    lut_field(it, lut, &field, key)
+}
+
+/// `panther_ipinfo_helpers.geoinfo_from_ip`: from the event's own IPinfo enrichment; without
+/// it, Panther's helper raises `PantherIPInfoException`, and so does this one.
+fn geoinfo_from_ip(it: &mut Interp, e: &Val, field: &Val) -> R<Val> {
+    let loc = dg_path(it, e, &["p_enrichment", "ipinfo_location"])?;
+    let asn = dg_path(it, e, &["p_enrichment", "ipinfo_asn"])?;
+    if !it.truth(&loc)? || !it.truth(&asn)? {
+        return Err(it.exc(
+            "PantherIPInfoException",
+            "Please enable both IPInfo Location and ASN Enrichment Providers",
+        ));
+    }
+    let f = std::slice::from_ref(field);
+    if matches!(deep_get(it, &asn, f, &Val::None)?, Val::None)
+        || matches!(deep_get(it, &loc, f, &Val::None)?, Val::None)
+    {
+        return Err(it.exc(
+            "PantherIPInfoException",
+            format!(
+                "IPInfo is not configured on the provided match_field: {}",
+                it.to_str(field)
+            ),
+        ));
+    }
+    let ip = mapping_get(it, e, field, &Val::None)?;
+    let mut d = Dict::default();
+    let mut put =
+        |it: &Interp, k: &str, v: Val| d.insert(new_str(k), v).map_err(|e| it.hkey_err(e));
+    put(it, "ip", ip)?;
+    let city = lut_field(it, &loc, field, "city")?;
+    put(it, "city", city)?;
+    let region = lut_field(it, &loc, field, "region")?;
+    put(it, "region", region)?;
+    let country = lut_field(it, &loc, field, "country")?;
+    put(it, "country", country)?;
+    let lat = lut_field(it, &loc, field, "lat")?;
+    let lng = lut_field(it, &loc, field, "lng")?;
+    put(
+        it,
+        "loc",
+        new_str(format!("{},{}", it.to_str(&lat), it.to_str(&lng))),
+    )?;
+    let a = lut_field(it, &asn, field, "asn")?;
+    let n = lut_field(it, &asn, field, "name")?;
+    put(
+        it,
+        "org",
+        new_str(format!("{} {}", it.to_str(&a), it.to_str(&n))),
+    )?;
+    let postal = lut_field(it, &loc, field, "postal_code")?;
+    put(it, "postal", postal)?;
+    let tz = lut_field(it, &loc, field, "timezone")?;
+    put(it, "timezone", tz)?;
+    Ok(new_dict(d))
 }
 
 const AWS_REGIONS: &[&str] = &[
@@ -1701,6 +1958,19 @@ fn strptime(s: &str, fmt: &str) -> Result<Option<(i64, Option<i32>)>, String> {
                         false
                     }
                 }
+                'Z' => {
+                    let rest: String = sb[i..]
+                        .iter()
+                        .take(3)
+                        .collect::<String>()
+                        .to_ascii_lowercase();
+                    if rest == "utc" || rest == "gmt" {
+                        i += 3;
+                        true
+                    } else {
+                        false
+                    }
+                }
                 '%' => {
                     if sb.get(i) == Some(&'%') {
                         i += 1;
@@ -1717,6 +1987,10 @@ fn strptime(s: &str, fmt: &str) -> Result<Option<(i64, Option<i32>)>, String> {
             continue;
         }
         if f.is_whitespace() {
+            // Python turns format whitespace into `\s+`: at least one whitespace character.
+            if !sb.get(i).is_some_and(|c| c.is_whitespace()) {
+                return Ok(None);
+            }
             while i < sb.len() && sb[i].is_whitespace() {
                 i += 1;
             }
@@ -1810,16 +2084,116 @@ fn fromisoformat(s: &str) -> Option<(i64, Option<i32>)> {
     Some((from_civil(date.and_time(time), off), off))
 }
 
+/// `panther_base_helpers.TIME_FORMATS`, tried in this order.
 const TIME_FORMATS: &[&str] = &[
     "%Y-%m-%d %H:%M:%S",
     "%Y-%m-%dT%H:%M:%SZ",
     "%Y-%m-%dT%H:%M:%S.%fZ",
     "%Y-%m-%dT%H:%M:%S*%f%z",
+    "%Y %b %d %H:%M:%S.%f %Z",
+    "%b %d %H:%M:%S %z %Y",
+    "%d/%b/%Y:%H:%M:%S %z",
+    "%b %d, %Y %I:%M:%S %p",
+    "%b %d %Y %H:%M:%S",
+    "%b %d %H:%M:%S %Y",
+    "%b %d %H:%M:%S %z",
+    "%b %d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S%z",
+    "%Y-%m-%dT%H:%M:%S.%f%z",
+    "%Y-%m-%d %H:%M:%S %z",
+    "%Y-%m-%d %H:%M:%S%z",
+    "%Y-%m-%d %H:%M:%S,%f",
+    "%Y/%m/%d*%H:%M:%S",
+    "%Y %b %d %H:%M:%S.%f*%Z",
+    "%Y %b %d %H:%M:%S.%f",
+    "%Y-%m-%d %H:%M:%S,%f%z",
+    "%Y-%m-%d %H:%M:%S.%f",
+    "%Y-%m-%d %H:%M:%S.%f%z",
+    "%Y-%m-%dT%H:%M:%S.%f",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S%z",
+    "%Y-%m-%dT%H:%M:%S.%f",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d*%H:%M:%S:%f",
+    "%Y-%m-%d*%H:%M:%S",
+    "%y-%m-%d %H:%M:%S,%f %z",
+    "%y-%m-%d %H:%M:%S,%f",
+    "%y-%m-%d %H:%M:%S",
+    "%y/%m/%d %H:%M:%S",
+    "%y%m%d %H:%M:%S",
+    "%Y%m%d %H:%M:%S.%f",
+    "%m/%d/%y*%H:%M:%S",
+    "%m/%d/%Y*%H:%M:%S",
+    "%m/%d/%Y*%H:%M:%S*%f",
+    "%m/%d/%y %H:%M:%S %z",
+    "%m/%d/%Y %H:%M:%S %z",
+    "%H:%M:%S",
+    "%H:%M:%S.%f",
+    "%H:%M:%S,%f",
+    "%d/%b %H:%M:%S,%f",
+    "%d/%b/%Y:%H:%M:%S",
+    "%d/%b/%Y %H:%M:%S",
+    "%d-%b-%Y %H:%M:%S",
+    "%d-%b-%Y %H:%M:%S.%f",
+    "%d %b %Y %H:%M:%S",
+    "%d %b %Y %H:%M:%S*%f",
+    "%m%d_%H:%M:%S",
+    "%m%d_%H:%M:%S.%f",
+    "%m/%d/%Y %I:%M:%S %p:%f",
+    "%m/%d/%Y %I:%M:%S %p",
 ];
 
-/// Panther's `resolve_timestamp_string` for the Panther and AWS timestamp forms it tries first
-/// (`%Y-%m-%d %H:%M:%S`, `...T...Z`, `...T....%fZ`, `...%f`); any other form would fall through
-/// a long format list and dateutil, so it is refused rather than guessed.
+/// The one shape of dateutil's parser this runtime reproduces: `YYYY-MM-DD`, a space or `T`,
+/// `HH:MM:SS`, a fraction of any length (dateutil keeps six digits), then `Z`/`UTC` or nothing.
+fn dateutil_iso(s: &str) -> Option<(i64, Option<i32>)> {
+    let (body, off) = if let Some(b) = s.strip_suffix('Z') {
+        (b, Some(0))
+    } else if let Some(b) = s.strip_suffix(" UTC") {
+        (b, Some(0))
+    } else {
+        (s, None)
+    };
+    let b = body.as_bytes();
+    if b.len() < 19 || !(b[10] == b' ' || b[10] == b'T') {
+        return None;
+    }
+    let digits = |r: std::ops::Range<usize>| {
+        body.get(r)
+            .filter(|t| t.bytes().all(|c| c.is_ascii_digit()))
+    };
+    let (y, mo, d) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    let (h, mi, se) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
+    if b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let micro = match body.get(19..) {
+        Some("") => 0,
+        Some(f)
+            if f.starts_with('.') && f.len() > 1 && f[1..].bytes().all(|c| c.is_ascii_digit()) =>
+        {
+            f[1..]
+                .chars()
+                .chain(std::iter::repeat('0'))
+                .take(6)
+                .collect::<String>()
+                .parse()
+                .ok()?
+        }
+        _ => return None,
+    };
+    let date = chrono::NaiveDate::from_ymd_opt(y.parse().ok()?, mo.parse().ok()?, d.parse().ok()?)?;
+    let time = chrono::NaiveTime::from_hms_micro_opt(
+        h.parse().ok()?,
+        mi.parse().ok()?,
+        se.parse().ok()?,
+        micro,
+    )?;
+    Some((from_civil(date.and_time(time), off), off))
+}
+
+/// Panther's `resolve_timestamp_string`: the formats of `TIME_FORMATS` in order, then dateutil
+/// for the ISO shape above; any other text would need the rest of dateutil and the epoch
+/// fallback, so it is refused rather than guessed.
 fn resolve_timestamp_string(it: &Interp, ts: &Val) -> R<Val> {
     if !it.truth(ts)? {
         return Ok(Val::None);
@@ -1828,14 +2202,19 @@ fn resolve_timestamp_string(it: &Interp, ts: &Val) -> R<Val> {
         return Err(it.fatal("unsupported: resolve_timestamp_string of a non-string"));
     };
     let s = s.replace('\'', "");
-    for f in TIME_FORMATS.iter().chain(["%Y-%m-%d %H:%M:%S.%f"].iter()) {
-        if let Ok(Some((us, off))) = strptime(&s, f) {
-            return Ok(Val::DateTime(us, off));
+    for f in TIME_FORMATS {
+        match strptime(&s, f) {
+            Ok(Some((us, off))) => return Ok(Val::DateTime(us, off)),
+            Ok(None) => {}
+            Err(m) => return Err(it.fatal(m)),
         }
     }
-    Err(it.fatal(format!(
-        "unsupported: resolve_timestamp_string({s:?}) needs dateutil"
-    )))
+    match dateutil_iso(&s) {
+        Some((us, off)) => Ok(Val::DateTime(us, off)),
+        None => Err(it.fatal(format!(
+            "unsupported: resolve_timestamp_string({s:?}) needs dateutil"
+        ))),
+    }
 }
 
 fn num_f(it: &Interp, v: &Val) -> R<f64> {
@@ -1951,20 +2330,11 @@ pub fn value_method(
     mut kwargs: Vec<(String, Val)>,
 ) -> R<Val> {
     match recv {
-        Val::Regex(_, p) => {
+        Val::Regex(p, flags) => {
             let p = p.clone();
-            let flags = 0;
-            // A compiled pattern keeps its flags in the cache key of `re.compile`; recompiling
-            // the source with the flags it was given is not possible here, so patterns compiled
-            // with flags are refused when their methods are called.
-            if let Val::Regex(re, _) = recv {
-                let plain = compile(it, &p, 0, Anchor::None)?;
-                if plain.as_str() != re.as_str() {
-                    return Err(it.fatal("unsupported: methods of a pattern compiled with flags"));
-                }
-            }
-            regex_call(it, &p, flags, name, args, kwargs)
+            regex_call(it, &p, *flags, name, args, kwargs)
         }
+        Val::Lut(kind, matches) => lut_lookup(it, kind, matches, name, &args),
         Val::Match(groups) => match name {
             "group" => {
                 let idx: Vec<usize> = if args.is_empty() {

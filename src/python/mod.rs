@@ -15,6 +15,7 @@ mod ast;
 mod helpers;
 mod interp;
 mod lexer;
+mod lower;
 mod native;
 mod parser;
 mod udm;
@@ -336,6 +337,22 @@ impl Module {
     ) -> Result<Json, PyError> {
         interp::call(self, name, event, ctx)
     }
+
+    /// Lowers a pure predicate function (`rule()` of a single return or guard chain over
+    /// `event.get`/`deep_get`, `==`, `in`, `startswith`, `aws_cloudtrail_success`, ...) into an IR
+    /// expression that is true exactly when the call returns a truthy value without raising;
+    /// or says why it cannot. Exact under the precondition documented in `lower.rs` (the fields
+    /// it reads are absent, null or strings), which the IR cannot express; mocks are not
+    /// applied.
+    pub fn lower(&self, name: &str) -> Result<crate::ir::Expr, String> {
+        lower::lower_function(&self.body, name)
+    }
+}
+
+/// Whether `event` meets the precondition of [`Module::lower`] for `expr`: where it does, the
+/// lowered expression and the evaluator agree; where it does not, run the evaluator.
+pub fn lowering_precondition_holds(expr: &crate::ir::Expr, event: &Event<'_>) -> bool {
+    lower::precondition_holds(expr, event)
 }
 
 #[cfg(test)]

@@ -28,6 +28,8 @@ pub fn import_module(module: &str) -> Result<Val, String> {
         "panther_aws_helpers" => "panther_aws_helpers",
         "collections" => "collections",
         "typing" => "typing",
+        // Log calls have no effect on the result; vigil rules write nothing anywhere.
+        "logging" => "logging",
         _ => return Err(unsupported_module(module)),
     };
     Ok(Val::Module(m))
@@ -146,6 +148,9 @@ pub fn module_attr(module: &str, name: &str) -> Option<Val> {
             Val::Native(helpers::helper_name("panther_aws_helpers", n).ok()?)
         }
         ("typing", _) => Val::Native("typing"),
+        ("logging", "debug" | "info" | "warning" | "error" | "exception" | "critical") => {
+            Val::Native("logging.log")
+        }
         _ => return None,
     })
 }
@@ -410,7 +415,7 @@ pub fn event_get(event: &Event<'_>, key: &str) -> Option<Val> {
         return None;
     };
     map.iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .find(|(k, _)| k.to_lowercase() == key.to_lowercase())
         .map(|(_, v)| from_json(v))
 }
 
@@ -468,7 +473,9 @@ fn isinstance_of(it: &Interp, v: &Val, t: &Val) -> R<bool> {
             "bool" => matches!(v, Val::Bool(_)),
             "list" => matches!(v, Val::List(_)),
             "tuple" => matches!(v, Val::Tuple(_)),
-            "dict" => matches!(v, Val::Dict(_)),
+            // Objects from the event are Panther's ImmutableCaseInsensitiveDict: a Mapping, not
+            // a dict.
+            "dict" => matches!(v, Val::Dict(d) if !d.borrow().case_insensitive),
             "set" => matches!(v, Val::Set(_)),
             "Mapping" => matches!(v, Val::Dict(_) | Val::Event),
             "Sequence" => matches!(v, Val::List(_) | Val::Tuple(_) | Val::Str(_)),
@@ -1131,7 +1138,7 @@ pub fn get_attr(it: &mut Interp, obj: &Val, name: &str) -> R<Val> {
         Val::Dict(_) if has(DICT_METHODS) => Some(method(obj, name)),
         Val::Set(_) if has(SET_METHODS) => Some(method(obj, name)),
         Val::Event if has(EVENT_METHODS) => Some(method(obj, name)),
-        Val::Event if name == "udm_path" => return Err(it.fatal("unsupported: event.udm_path")),
+        Val::Event if name == "udm_path" => Some(method(obj, name)),
         Val::Module(m) => module_attr(m, name),
         Val::Native("datetime.datetime")
             if matches!(
@@ -1164,7 +1171,8 @@ pub fn get_attr(it: &mut Interp, obj: &Val, name: &str) -> R<Val> {
         {
             Some(method(obj, name))
         }
-        Val::Regex(_, p) if name == "pattern" => Some(new_str(p.clone())),
+        Val::Regex(p, _) if name == "pattern" => Some(new_str(p.clone())),
+        Val::Lut(..) => Some(method(obj, name)),
         Val::Match(_) if matches!(name, "group" | "groups" | "start" | "end") => {
             Some(method(obj, name))
         }

@@ -479,3 +479,92 @@ fn constructs_outside_the_subset_are_load_errors() {
         assert!(d.message.contains(needle), "{src}: {d}");
     }
 }
+
+#[test]
+fn event_objects_are_case_insensitive_mappings() {
+    let src = "from collections.abc import Mapping\ndef rule(event):\n    ui = event.get('userIdentity')\n    return [ui.get('TYPE'), 'Type' in ui, isinstance(ui, dict), isinstance(ui, Mapping), isinstance(dict(ui), dict)]\n";
+    assert_eq!(
+        ok(src, json!({"userIdentity": {"type": "Root"}})),
+        json!(["Root", true, false, true, true])
+    );
+}
+
+fn lowered_agrees(src: &str, events: &[Value]) -> usize {
+    let module = Module::parse(src, "t.py").unwrap();
+    let expr = match module.lower("rule") {
+        Ok(e) => e,
+        Err(why) => panic!("{src}\nnot lowered: {why}"),
+    };
+    let mut checked = 0;
+    for ev in events {
+        let event = Event::new(ev);
+        if !lowering_precondition_holds(&expr, &event) {
+            continue;
+        }
+        let by_ir = crate::eval::matcher::matches(&expr, &event);
+        let by_python = matches!(run(src, ev.clone()), Ok(v) if truthy(&v));
+        assert_eq!(by_ir, by_python, "{src}\non {ev}");
+        checked += 1;
+    }
+    checked
+}
+
+#[test]
+fn lowering_matches_the_evaluator() {
+    let events = [
+        json!({}),
+        json!({"eventName": "DeleteTrail"}),
+        json!({"eventName": "DeleteTrail", "errorCode": "AccessDenied"}),
+        json!({"eventName": "DeleteTrail", "errorCode": ""}),
+        json!({"eventName": "StopLogging", "errorMessage": null}),
+        json!({"eventName": null}),
+        json!({"eventName": "deletetrail", "userIdentity": {"type": "Root", "arn": "arn:aws:iam::1:root"}}),
+        json!({"eventName": "UpdateTrail", "userIdentity": {"type": "IAMUser"}, "eventSource": "cloudtrail.amazonaws.com"}),
+        json!({"userIdentity": {"type": null}, "eventSource": "s3.amazonaws.com"}),
+        json!({"userIdentity": null}),
+    ];
+    let sources = [
+        "from panther_aws_helpers import aws_cloudtrail_success\nNAMES = {'DeleteTrail', 'StopLogging'}\ndef rule(event):\n    return event.get('eventName') in NAMES and aws_cloudtrail_success(event)\n",
+        "def rule(event):\n    if event.get('eventName') != 'UpdateTrail':\n        return False\n    kind = event.deep_get('userIdentity', 'type', default='none')\n    if kind == 'Root':\n        return True\n    return event.get('eventSource', '').endswith('.amazonaws.com')\n",
+        "def rule(event):\n    return event.get('eventName').lower() == 'deletetrail'\n",
+        "def rule(event):\n    return event.deep_get('userIdentity', 'arn', default='').startswith(('arn:aws:iam', 'x'))\n",
+        "def rule(event):\n    return event.get('eventName') is not None and not event.get('errorCode')\n",
+        "def rule(event):\n    return all([event.get('eventName') == 'DeleteTrail', event.deep_get('userIdentity', 'type') == 'Root'])\n",
+    ];
+    for src in sources {
+        assert!(lowered_agrees(src, &events) >= 8, "{src}");
+    }
+}
+
+#[test]
+fn lowering_refuses_what_it_cannot_state_exactly() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "def rule(event):\n    for x in event.get('a', []):\n        return True\n",
+            "for",
+        ),
+        (
+            "def rule(event):\n    return event.get('n') == '1'\n",
+            "number",
+        ),
+        (
+            "import re\ndef rule(event):\n    return re.search('a', event.get('x', ''))\n",
+            "method search",
+        ),
+        (
+            "def rule(event):\n    return len(event.get('x', '')) > 2\n",
+            "ordering comparison",
+        ),
+        (
+            "def rule(event):\n    return bool(len(event.get('x', '')))\n",
+            "call of bool()",
+        ),
+    ];
+    for (src, needle) in cases {
+        let module = Module::parse(src, "t.py").unwrap();
+        match module.lower("rule") {
+            Ok(e) => panic!("{src}\nlowered to {e:?}"),
+            Err(why) => assert!(why.contains(needle), "{src}: {why}"),
+        }
+    }
+}

@@ -31,6 +31,32 @@ fn path(it: &mut Interp, keys: &[&str]) -> R<Option<Val>> {
     Ok(Some(cur))
 }
 
+/// `event.udm_path(key)`: the mapped JSON path (as jsonpath prints it) when it matches, the
+/// method's name for a method mapping, else None.
+pub fn udm_path(it: &mut Interp, key: &Val) -> R<Val> {
+    let Val::Str(name) = key else {
+        return Ok(Val::None);
+    };
+    let mapped: Option<&[&str]> = match &**name {
+        "user_agent" => Some(&["userAgent"]),
+        "user" => Some(&["responseElements", "user", "userName"]),
+        "user_account_id" => Some(&["responseElements", "user", "userId"]),
+        _ => None,
+    };
+    if let Some(p) = mapped {
+        return Ok(match path(it, p)? {
+            Some(_) => new_str(p.join(".")),
+            None => Val::None,
+        });
+    }
+    Ok(match &**name {
+        "actor_user" => new_str("get_actor_user"),
+        "event_type" => new_str("get_event_type"),
+        "source_ip" => new_str("load_ip_address"),
+        _ => Val::None,
+    })
+}
+
 pub fn udm(it: &mut Interp, keys: &[Val], default: &Val) -> R<Val> {
     if let [Val::Str(name)] = keys {
         let mapped: Option<&[&str]> = match &**name {

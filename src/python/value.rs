@@ -48,7 +48,11 @@ pub enum Val {
     Method(Box<Val>, Rc<str>),
     /// A supported module (`json`, `re`, ...).
     Module(&'static str),
-    Regex(Rc<regex::Regex>, Rc<str>),
+    /// A compiled pattern: the regex, its Python source and its flags.
+    Regex(Rc<str>, i64),
+    /// An IPinfo enrichment helper object (`get_ipinfo_asn`...): its kind and the event's
+    /// `p_enrichment.<table>` value.
+    Lut(&'static str, Rc<Val>),
     /// A regex match: the groups (whole match first), as strings or None.
     Match(Rc<Vec<Option<String>>>),
     Ip(std::net::IpAddr),
@@ -71,7 +75,8 @@ pub struct Dict {
     pub vals: Vec<Val>,
     index: HashMap<HKey, usize>,
     /// Set on objects that come from the event: Panther hands those out as case-insensitive
-    /// mappings, so a string key missing as written is looked up ignoring ASCII case.
+    /// mappings (`ImmutableCaseInsensitiveDict`), so a string key missing as written is looked
+    /// up by its lower-case form, and `isinstance(x, dict)` is false for them.
     pub case_insensitive: bool,
 }
 
@@ -106,7 +111,7 @@ impl Dict {
     fn get_ci(&self, key: &str) -> Option<&Val> {
         self.keys
             .iter()
-            .position(|k| matches!(k, Val::Str(s) if s.eq_ignore_ascii_case(key)))
+            .position(|k| matches!(k, Val::Str(s) if s.to_lowercase() == key.to_lowercase()))
             .map(|i| &self.vals[i])
     }
     pub fn get_str(&self, key: &str) -> Option<&Val> {
@@ -208,6 +213,7 @@ pub fn type_name(v: &Val) -> &'static str {
         Val::Method(..) => "method",
         Val::Module(_) => "module",
         Val::Regex(..) => "re.Pattern",
+        Val::Lut(..) => "LookupTableMatches",
         Val::Match(_) => "re.Match",
         Val::Ip(std::net::IpAddr::V4(_)) => "IPv4Address",
         Val::Ip(std::net::IpAddr::V6(_)) => "IPv6Address",
@@ -296,7 +302,7 @@ pub fn py_eq(a: &Val, b: &Val) -> bool {
         (Val::Net(x, p), Val::Net(y, q)) => x == y && p == q,
         (Val::DateTime(x, o), Val::DateTime(y, p)) => x == y && o.is_some() == p.is_some(),
         (Val::Delta(x), Val::Delta(y)) => x == y,
-        (Val::Regex(_, x), Val::Regex(_, y)) => x == y,
+        (Val::Regex(x, f), Val::Regex(y, g)) => x == y && f == g,
         _ => false,
     }
 }
@@ -450,7 +456,8 @@ pub fn py_repr(v: &Val) -> String {
         Val::Native(n) => format!("<built-in function {n}>"),
         Val::Method(_, n) => format!("<bound method {n}>"),
         Val::Module(n) => format!("<module '{n}'>"),
-        Val::Regex(_, p) => format!("re.compile({})", str_repr(p)),
+        Val::Regex(p, _) => format!("re.compile({})", str_repr(p)),
+        Val::Lut(k, _) => format!("<{k}>"),
         Val::Match(_) => "<re.Match object>".into(),
         Val::Ip(ip) => format!("{}('{ip}')", type_name(v)),
         Val::Net(ip, p) => format!("{}('{ip}/{p}')", type_name(v)),
