@@ -32,7 +32,15 @@ pub(super) fn rules(args: RulesArgs) -> u8 {
             // A native predicate runs after the expression holds: both must.
             match &rule.extra.native {
                 Some(native) => {
-                    text.push_str(&format!("    {} and <{}>\n", rule.expr, native.description))
+                    text.push_str(&format!("    {} and <{}>\n", rule.expr, native.description));
+                    let lowered = native
+                        .body
+                        .as_any()
+                        .downcast_ref::<crate::panther_rt::PantherScript>()
+                        .and_then(|script| script.lowered_rule());
+                    if let Some(lowered) = lowered {
+                        text.push_str(&format!("    lowered: {lowered}\n"));
+                    }
                 }
                 None => text.push_str(&format!("    {}\n", rule.expr)),
             }

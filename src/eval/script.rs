@@ -108,13 +108,19 @@ impl ScriptHook {
             ..MatchOutput::default()
         };
         if let Some(script) = script {
+            // Where `rule()` lowers and the event meets the lowering's precondition, the IR
+            // answers for it and the interpreter only runs the output functions of a match.
+            let lowered = lowered_answer(script, event);
+            if lowered == Some(false) {
+                return false;
+            }
             let mut ctx = CallCtx {
                 step_budget: self.config.step_budget,
                 state: &mut self.kv,
                 now_ms: arrival_ms,
                 mocks: &self.mocks,
             };
-            match script.run(event, &mut ctx) {
+            match script.run_with(event, &mut ctx, lowered == Some(true)) {
                 Ok(Some(result)) => {
                     self.runtime_errors[idx] += result.errors.len() as u64;
                     output.title = result.title;
@@ -158,6 +164,13 @@ impl ScriptHook {
             threshold_evictions: self.thresholds.evicted,
         }
     }
+}
+
+/// The lowered `rule()`'s answer for `event`, when it has one there.
+fn lowered_answer(script: &PantherScript, event: &Event<'_>) -> Option<bool> {
+    let lowered = script.lowered_rule()?;
+    crate::python::lowering_precondition_holds(lowered, event)
+        .then(|| super::matcher::matches(lowered, event))
 }
 
 /// What one embedded rule test gave.
@@ -207,6 +220,18 @@ pub fn run_test(
     for (name, value) in &test.mocks {
         mocks.insert(name, value.clone());
     }
+    // Mocks patch the module, not its lowered form: a mocked test always runs the interpreter.
+    let lowered = if test.mocks.is_empty() {
+        lowered_answer(script, &event)
+    } else {
+        None
+    };
+    if lowered == Some(false) {
+        return TestOutcome {
+            actual: Some(false),
+            error: None,
+        };
+    }
     let mut kv = LruKv::new(config.kv);
     let mut ctx = CallCtx {
         step_budget: config.step_budget,
@@ -214,7 +239,7 @@ pub fn run_test(
         now_ms,
         mocks: &mocks,
     };
-    match script.run(&event, &mut ctx) {
+    match script.run_with(&event, &mut ctx, lowered == Some(true)) {
         Ok(Some(output)) => TestOutcome {
             actual: Some(true),
             error: output.errors.into_iter().next(),

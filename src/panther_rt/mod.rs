@@ -26,7 +26,7 @@ pub mod kv;
 use serde_json::{Map, Value};
 
 use crate::event::{Event, text_of};
-use crate::ir::{FieldPath, NativeBody, Severity};
+use crate::ir::{Expr, FieldPath, NativeBody, Severity};
 pub use crate::python::{CallCtx, KvState, Mocks, Module, PyError};
 
 /// Parses a rule module; a failure is `(line, reason)`.
@@ -38,6 +38,10 @@ pub fn parse_module(source: &str, path: &str) -> Result<Module, (u32, String)> {
 /// `AlertTitle` / `AlertContext`, plus the YAML values the functions default to.
 pub struct PantherScript {
     module: Option<Module>,
+    /// `rule()` lowered into the IR (`Module::lower`), exact on events that meet its
+    /// precondition ([`PantherScript::lowered_rule`]); the engine evaluates it instead of
+    /// calling `rule()` on those.
+    lowered_rule: Option<Expr>,
     alert_title: Option<String>,
     alert_context: Vec<(String, FieldPath)>,
     yaml_severity: Severity,
@@ -88,8 +92,10 @@ impl PantherScript {
         yaml_severity: Severity,
         display_name: String,
     ) -> PantherScript {
+        let lowered_rule = module.as_ref().and_then(|m| m.lower("rule").ok());
         PantherScript {
             module,
+            lowered_rule,
             alert_title,
             alert_context,
             yaml_severity,
@@ -101,6 +107,13 @@ impl PantherScript {
         self.module.is_some()
     }
 
+    /// `rule()` as an IR expression, when it lowers: equal to `rule()` being truthy on every
+    /// event for which `crate::python::lowering_precondition_holds` is true, and only there.
+    /// Mocks are not applied to it.
+    pub fn lowered_rule(&self) -> Option<&Expr> {
+        self.lowered_rule.as_ref()
+    }
+
     /// Runs `rule()` (a rule without a module matches: its YAML detection already held) and,
     /// on a match, the output functions. `Ok(None)` is a non-match.
     pub fn run(
@@ -108,7 +121,20 @@ impl PantherScript {
         event: &Event<'_>,
         ctx: &mut CallCtx<'_>,
     ) -> Result<Option<ScriptOutput>, RuleError> {
-        if let Some(module) = &self.module
+        self.run_with(event, ctx, false)
+    }
+
+    /// Like [`PantherScript::run`]; with `rule_known_true`, the caller has already established
+    /// that `rule()` holds (through [`PantherScript::lowered_rule`]) and only the output
+    /// functions run.
+    pub fn run_with(
+        &self,
+        event: &Event<'_>,
+        ctx: &mut CallCtx<'_>,
+        rule_known_true: bool,
+    ) -> Result<Option<ScriptOutput>, RuleError> {
+        if !rule_known_true
+            && let Some(module) = &self.module
             && module.has_function("rule")
         {
             match module.call("rule", event, ctx) {
