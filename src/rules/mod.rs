@@ -257,6 +257,28 @@ mod tests {
     }
 
     #[test]
+    fn panther_and_sigma_load_side_by_side() {
+        let mut loader = Loader::new(LoadOptions::default());
+        loader.add_source("sigma.yml", RULE);
+        loader.add_source(
+            "panther.yml",
+            "AnalysisType: rule\nRuleID: P.One\nSeverity: Info\nLogTypes: [AWS.CloudTrail]\nDetection:\n  - Key: eventName\n    Condition: Exists\n",
+        );
+        let loaded = loader.finish();
+        assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
+        let formats: Vec<crate::ir::Format> = loaded
+            .set
+            .rules
+            .iter()
+            .map(|rule| rule.meta.format)
+            .collect();
+        assert_eq!(
+            formats,
+            [crate::ir::Format::Sigma, crate::ir::Format::Panther]
+        );
+    }
+
+    #[test]
     fn unknown_file_types_are_reported() {
         let mut loader = Loader::new(LoadOptions::default());
         loader.add_source("rules.txt", "hello");
