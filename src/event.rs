@@ -1,47 +1,273 @@
-//! The event view the evaluator reads: field lookup by dotted path.
+//! The event view the evaluator reads: a lazy view over the raw text of one JSON object.
+//!
+//! Decoding: [`Event::parse`] makes one validating pass over the top level of the line
+//! (sonic-rs `to_object_iter`, which checks the syntax of every value it skips) and records,
+//! for each top-level key, the byte range of its raw value. Nothing below the top level is
+//! built. A field is materialized as a `serde_json::Value` only when a rule reads it, from its
+//! own raw slice, and cached for the other rules of the same event, so every matching
+//! semantic (number text, duplicate keys, escapes) is serde_json's, exactly as when the whole
+//! line was parsed into a `Value`. [`Event::root`] still builds the whole object (cached).
+//!
+//! Which lines take the fast pass: serde_json stays the judge of what is valid JSON, and
+//! sonic-rs accepts a few things serde_json rejects. So a line that contains a `\u` escape
+//! (sonic-rs checks surrogate pairs only when a string is decoded) or more than
+//! [`MAX_FAST_BRACKETS`] opening brackets (sonic-rs skips nested containers recursively with
+//! no depth limit, a stack overflow on hostile input) is first parsed in full by serde_json,
+//! which keeps its error message and its depth limit; the parsed object is kept as the root
+//! cache. A line the fast pass rejects is parsed again by serde_json for the error message.
+//! The one difference left: a number beyond the range of `f64` (`1e400`), which serde_json
+//! rejects, is found when its field is read; the event is then marked broken
+//! ([`Event::is_broken`]) and the protocol writes the same `invalid_json` record as before.
+//! A line whose out-of-range number sits in a field that no rule reads passes unchanged.
 //!
 //! Lookup rules (shared by every rule format):
 //! - a path is first tried as one literal key of the top-level object (`"userIdentity.type"`
 //!   written flat, as some shippers flatten), then walked segment by segment;
+//! - a key that appears twice at the top level reads as its last occurrence (serde_json's rule);
 //! - while walking, an array fans out: `requestParameters.ipPermissions.items.cidrIp` visits
 //!   `cidrIp` in every element of `items`;
 //! - the value found at the end is handed to the caller as is, arrays included (the matcher
 //!   decides that "any element matches").
+//!
+//! Values are borrowed from the event (`&self`): the caches only grow while an event is in use.
 
 use std::borrow::Cow;
+use std::cell::{Cell, OnceCell};
+use std::ops::Range;
 
 use serde_json::Value;
 
 use crate::ir::FieldPath;
 
-#[derive(Clone, Copy, Debug)]
-pub struct Event<'a> {
-    root: &'a Value,
+/// More opening brackets than this in a line send it through serde_json first (see the
+/// module doc). Real CloudTrail records in the corpus have at most 94. The bound stays under
+/// serde_json's depth limit (128), so the fast pass never accepts what serde_json rejects for
+/// depth, and keeps sonic-rs's recursion far from any stack limit, worker threads included.
+pub const MAX_FAST_BRACKETS: usize = 100;
+
+/// Why a text is not an event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ParseError {
+    /// Not valid JSON; the text is serde_json's message.
+    InvalidJson(String),
+    /// Valid JSON of another type (`"array"`, `"string"`, ...).
+    NotObject(&'static str),
 }
 
+/// One top-level entry: where its key and raw value sit in the text, and the value once read.
+#[derive(Debug)]
+pub struct Slot {
+    /// The key's length and first 8 bytes, compared before the key itself: most lookups
+    /// are decided by these without a call to `memcmp`.
+    key_head: (usize, u64),
+    key: Key,
+    value: Range<usize>,
+    parsed: OnceCell<Option<Value>>,
+}
+
+#[derive(Debug)]
+enum Key {
+    /// The key's bytes in the text (it had no escape).
+    Span(Range<usize>),
+    /// The unescaped key.
+    Owned(Box<str>),
+}
+
+/// Reusable storage of [`Event`]s: hand it to [`Event::parse_with`] and take it back with
+/// [`Event::into_buffers`], so that decoding a line allocates nothing once it has grown.
+#[derive(Debug, Default)]
+pub struct EventBuffers {
+    slots: Vec<Slot>,
+}
+
+pub struct Event<'a> {
+    text: Cow<'a, str>,
+    slots: Vec<Slot>,
+    root: OnceCell<Value>,
+    /// Whether the text has a `\u` escape: the index's raw-text keyword filter is exact only
+    /// without one (an escaped character does not appear as itself in the raw bytes).
+    has_unicode_escape: bool,
+    /// Set when a value failed to materialize (a number beyond `f64`).
+    broken: Cell<bool>,
+    derived: Derived,
+}
+
+impl std::fmt::Debug for Event<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Event").field("text", &self.text).finish()
+    }
+}
+
+static NULL: Value = Value::Null;
+
 impl<'a> Event<'a> {
-    pub fn new(root: &'a Value) -> Event<'a> {
-        Event { root }
+    /// An event over `text`, which must hold one JSON object.
+    pub fn parse(text: &'a str) -> Result<Event<'a>, ParseError> {
+        Event::parse_with(text, &mut EventBuffers::default())
     }
 
-    pub fn root(&self) -> &'a Value {
+    /// [`Event::parse`] reusing `buffers` (left empty until [`Event::into_buffers`]).
+    pub fn parse_with(text: &'a str, buffers: &mut EventBuffers) -> Result<Event<'a>, ParseError> {
+        let mut slots = std::mem::take(&mut buffers.slots);
+        slots.clear();
+        Event::parse_cow(Cow::Borrowed(text), slots)
+    }
+
+    /// An event over the compact JSON text of `value` (tests and callers that hold a `Value`).
+    /// A value that is not an object gives an event with no fields.
+    pub fn new(value: &Value) -> Event<'static> {
+        let text = value.to_string();
+        match Event::parse_cow(Cow::Owned(text), Vec::new()) {
+            Ok(event) => event,
+            Err(_) => Event {
+                text: Cow::Borrowed("{}"),
+                slots: Vec::new(),
+                root: OnceCell::from(value.clone()),
+                has_unicode_escape: false,
+                broken: Cell::new(false),
+                derived: Derived::default(),
+            },
+        }
+    }
+
+    /// Gives the storage back for the next event.
+    pub fn into_buffers(mut self, buffers: &mut EventBuffers) {
+        self.slots.clear();
+        buffers.slots = self.slots;
+    }
+
+    fn parse_cow(text: Cow<'a, str>, mut slots: Vec<Slot>) -> Result<Event<'a>, ParseError> {
+        let bytes = text.as_bytes();
+        let (n_brackets, has_backslash) = scan(bytes);
+        let has_unicode_escape = has_backslash && memchr::memmem::find(bytes, b"\\u").is_some();
+        let mut root = OnceCell::new();
+        if has_unicode_escape || n_brackets > MAX_FAST_BRACKETS {
+            let value = strict_parse(&text)?;
+            if n_brackets > MAX_FAST_BRACKETS {
+                serde_top_level(&text, &mut slots).map_err(ParseError::InvalidJson)?;
+            } else if fast_top_level(&text, &mut slots).is_err() {
+                // serde_json accepted what sonic-rs did not: read the top level with serde_json.
+                slots.clear();
+                serde_top_level(&text, &mut slots).map_err(ParseError::InvalidJson)?;
+            }
+            root = OnceCell::from(value);
+        } else if fast_top_level(&text, &mut slots).is_err() {
+            // Rare: take serde_json's verdict and message.
+            let value = strict_parse(&text)?;
+            slots.clear();
+            serde_top_level(&text, &mut slots).map_err(ParseError::InvalidJson)?;
+            root = OnceCell::from(value);
+        }
+        Ok(Event {
+            text,
+            slots,
+            root,
+            has_unicode_escape,
+            broken: Cell::new(false),
+            derived: Derived::default(),
+        })
+    }
+
+    /// The text of the object.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether the text contains a `\u` escape.
+    pub fn has_unicode_escape(&self) -> bool {
+        self.has_unicode_escape
+    }
+
+    /// True when a value read from this event was not representable (see the module doc):
+    /// the line is then invalid JSON for serde_json, and callers treat it as such.
+    pub fn is_broken(&self) -> bool {
+        self.broken.get()
+    }
+
+    /// The whole object, built on first use and cached. Prefer [`Event::first`] and
+    /// [`Event::get`], which build only what they read.
+    pub fn root(&self) -> &Value {
         self.root
+            .get_or_init(|| match serde_json::from_str(&self.text) {
+                Ok(value) => value,
+                Err(_) => {
+                    self.broken.set(true);
+                    Value::Null
+                }
+            })
+    }
+
+    /// The value of top-level key `key` (its last occurrence), materialized and cached.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        let slot = self.slot(key)?;
+        self.materialize(slot)
+    }
+
+    /// The raw JSON text of top-level key `key` (its last occurrence), without building it.
+    pub fn raw(&self, key: &str) -> Option<&str> {
+        let slot = self.slot(key)?;
+        self.text.get(slot.value.clone())
+    }
+
+    /// Whether the top level has `key`.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.slot(key).is_some()
+    }
+
+    /// Calls `visit` with the value of every top-level key (the last occurrence of a
+    /// duplicated key only) until it returns true; returns whether it did.
+    pub fn any_top_value<'s>(&'s self, visit: &mut dyn FnMut(&'s Value) -> bool) -> bool {
+        for (idx, slot) in self.slots.iter().enumerate() {
+            let key = self.key(slot);
+            let shadowed = self.slots[idx + 1..]
+                .iter()
+                .any(|later| self.key(later) == key);
+            if shadowed {
+                continue;
+            }
+            if let Some(value) = self.materialize(slot)
+                && visit(value)
+            {
+                return true;
+            }
+        }
+        false
     }
 
     /// Calls `visit` with each value found at `path` until it returns true; returns whether it
-    /// did. A path that leads nowhere visits nothing.
-    pub fn any_value(&self, path: &FieldPath, visit: &mut dyn FnMut(&'a Value) -> bool) -> bool {
-        if let Some(value) = self.root.get(path.raw.as_str()) {
+    /// did. A path that leads nowhere visits nothing (unless the path derives a value, see
+    /// [`FieldPath::derive`]).
+    pub fn any_value<'s>(
+        &'s self,
+        path: &FieldPath,
+        visit: &mut dyn FnMut(&'s Value) -> bool,
+    ) -> bool {
+        if let Some(value) = self.get(path.raw.as_str()) {
             return visit(value);
         }
-        if path.segments.len() < 2 {
-            return false;
+        if path.segments.len() >= 2
+            && let Some(head) = self.get(path.segments[0].as_str())
+        {
+            let mut found = false;
+            let hit = walk(head, &path.segments[1..], &mut |value| {
+                found = true;
+                visit(value)
+            });
+            if found {
+                return hit;
+            }
         }
-        walk(self.root, &path.segments, visit)
+        match path.derive {
+            Some(derive) => match self.derived(path, derive) {
+                Some(value) => visit(value),
+                None => false,
+            },
+            None => false,
+        }
     }
 
     /// The first value found at `path`, if any.
-    pub fn first(&self, path: &FieldPath) -> Option<&'a Value> {
+    pub fn first(&self, path: &FieldPath) -> Option<&Value> {
         let mut found = None;
         self.any_value(path, &mut |value| {
             found = Some(value);
@@ -53,6 +279,247 @@ impl<'a> Event<'a> {
     /// True when `path` leads to at least one value (JSON `null` included).
     pub fn exists(&self, path: &FieldPath) -> bool {
         self.any_value(path, &mut |_| true)
+    }
+
+    fn key<'s>(&'s self, slot: &'s Slot) -> &'s str {
+        match &slot.key {
+            Key::Span(range) => self.text.get(range.clone()).unwrap_or(""),
+            Key::Owned(key) => key,
+        }
+    }
+
+    fn slot(&self, key: &str) -> Option<&Slot> {
+        let head = key_head(key);
+        self.slots
+            .iter()
+            .rev()
+            .find(|slot| slot.key_head == head && self.key(slot) == key)
+    }
+
+    fn materialize<'s>(&'s self, slot: &'s Slot) -> Option<&'s Value> {
+        slot.parsed
+            .get_or_init(|| {
+                let raw = self.text.get(slot.value.clone())?;
+                // A string without escapes is its own text: no parser needed (the pass over
+                // the line already checked it, control characters included).
+                if raw.len() >= 2 && raw.starts_with('"') && !raw.as_bytes().contains(&b'\\') {
+                    return Some(Value::String(raw[1..raw.len() - 1].to_string()));
+                }
+                match serde_json::from_str(raw) {
+                    Ok(value) => Some(value),
+                    Err(_) => {
+                        self.broken.set(true);
+                        None
+                    }
+                }
+            })
+            .as_ref()
+    }
+
+    /// The value `derive` makes for `path`, computed once per event.
+    fn derived(&self, path: &FieldPath, derive: DeriveFn) -> Option<&Value> {
+        let mut cell = &self.derived.head;
+        loop {
+            match cell.get() {
+                Some(node) if node.path == path.raw => return node.value.as_ref(),
+                Some(node) => cell = &node.next,
+                None => break,
+            }
+        }
+        let node = cell.get_or_init(|| {
+            Box::new(DerivedNode {
+                path: path.raw.clone(),
+                value: derive(&path.raw, self),
+                next: OnceCell::new(),
+            })
+        });
+        node.value.as_ref()
+    }
+}
+
+/// How a [`FieldPath`] derives a value that the event does not carry literally (the Elastic
+/// "ECS view" of raw CloudTrail): called with the path's text and the event.
+pub type DeriveFn = fn(&str, &Event<'_>) -> Option<Value>;
+
+/// Derived values of one event: an append-only list, so that a value handed out by
+/// reference stays where it is while more are added.
+#[derive(Default)]
+struct Derived {
+    head: OnceCell<Box<DerivedNode>>,
+}
+
+struct DerivedNode {
+    path: String,
+    value: Option<Value>,
+    next: OnceCell<Box<DerivedNode>>,
+}
+
+/// serde_json's parse of the whole text, as the judge of validity.
+fn strict_parse(text: &str) -> Result<Value, ParseError> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(value) if value.is_object() => Ok(value),
+        Ok(value) => Err(ParseError::NotObject(json_type(&value))),
+        Err(err) => Err(ParseError::InvalidJson(err.to_string())),
+    }
+}
+
+/// The top level through sonic-rs. Err when it rejects the text or when anything other than
+/// whitespace follows the object.
+fn fast_top_level(text: &str, slots: &mut Vec<Slot>) -> Result<(), ()> {
+    let base = text.as_ptr() as usize;
+    let offset_of = |part: &str| -> Result<Range<usize>, ()> {
+        let start = (part.as_ptr() as usize).checked_sub(base).ok_or(())?;
+        let end = start + part.len();
+        if end > text.len() {
+            return Err(());
+        }
+        Ok(start..end)
+    };
+    let mut end = None;
+    for entry in sonic_rs::to_object_iter(text) {
+        let (key, value) = entry.map_err(|_| ())?;
+        let value = offset_of(value.as_raw_str())?;
+        let key_head = key_head(&key);
+        let key = match key {
+            Cow::Borrowed(key) => Key::Span(offset_of(key)?),
+            Cow::Owned(key) => Key::Owned(key.into_boxed_str()),
+        };
+        end = Some(value.end);
+        slots.push(Slot {
+            key_head,
+            key,
+            value,
+            parsed: OnceCell::new(),
+        });
+    }
+    // The iterator stops at the closing brace without looking further: check that only
+    // whitespace surrounds it, as serde_json does.
+    let rest = match end {
+        Some(end) => &text[end..],
+        None => {
+            let rest = trim_json_ws(text);
+            rest.strip_prefix('{').ok_or(())?
+        }
+    };
+    let rest = trim_json_ws(rest).strip_prefix('}').ok_or(())?;
+    if trim_json_ws(rest).is_empty() {
+        Ok(())
+    } else {
+        Err(())
+    }
+}
+
+/// The number of `[` and `{` in `bytes` and whether it has a `\`, in one pass the compiler
+/// turns into vector code (byte counters per block of 255, so they cannot overflow).
+fn scan(bytes: &[u8]) -> (usize, bool) {
+    let mut n_brackets = 0;
+    let mut backslash = 0u8;
+    for block in bytes.chunks(255) {
+        let mut n: u8 = 0;
+        for &b in block {
+            n += u8::from(b == b'[') + u8::from(b == b'{');
+            backslash |= u8::from(b == b'\\');
+        }
+        n_brackets += usize::from(n);
+    }
+    (n_brackets, backslash != 0)
+}
+
+fn key_head(key: &str) -> (usize, u64) {
+    let mut head = [0u8; 8];
+    let n = key.len().min(8);
+    head[..n].copy_from_slice(&key.as_bytes()[..n]);
+    (key.len(), u64::from_le_bytes(head))
+}
+
+fn trim_json_ws(text: &str) -> &str {
+    text.trim_start_matches([' ', '\t', '\n', '\r'])
+}
+
+/// The top level through serde_json (for texts it already accepted as a whole).
+fn serde_top_level(text: &str, slots: &mut Vec<Slot>) -> Result<(), String> {
+    use serde::de::{Deserializer, MapAccess, Visitor};
+    use serde_json::value::RawValue;
+
+    struct KeyText<'de>(Cow<'de, str>);
+
+    impl<'de> serde::Deserialize<'de> for KeyText<'de> {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct KeyVisitor;
+            impl<'de> Visitor<'de> for KeyVisitor {
+                type Value = KeyText<'de>;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a key")
+                }
+                fn visit_borrowed_str<E>(self, v: &'de str) -> Result<KeyText<'de>, E> {
+                    Ok(KeyText(Cow::Borrowed(v)))
+                }
+                fn visit_str<E>(self, v: &str) -> Result<KeyText<'de>, E> {
+                    Ok(KeyText(Cow::Owned(v.to_string())))
+                }
+            }
+            deserializer.deserialize_str(KeyVisitor)
+        }
+    }
+
+    struct TopVisitor<'s> {
+        base: usize,
+        len: usize,
+        slots: &'s mut Vec<Slot>,
+    }
+
+    impl<'de> Visitor<'de> for TopVisitor<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            use serde::de::Error;
+            while let Some((key, value)) = map.next_entry::<KeyText<'de>, &'de RawValue>()? {
+                let range_of = |part: &str| -> Result<Range<usize>, A::Error> {
+                    let start = (part.as_ptr() as usize)
+                        .checked_sub(self.base)
+                        .filter(|start| start + part.len() <= self.len)
+                        .ok_or_else(|| A::Error::custom("slice outside the text"))?;
+                    Ok(start..start + part.len())
+                };
+                let value = range_of(value.get())?;
+                let key_head = key_head(&key.0);
+                let key = match key.0 {
+                    Cow::Borrowed(key) => Key::Span(range_of(key)?),
+                    Cow::Owned(key) => Key::Owned(key.into_boxed_str()),
+                };
+                self.slots.push(Slot {
+                    key_head,
+                    key,
+                    value,
+                    parsed: OnceCell::new(),
+                });
+            }
+            Ok(())
+        }
+    }
+
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    deserializer
+        .deserialize_map(TopVisitor {
+            base: text.as_ptr() as usize,
+            len: text.len(),
+            slots,
+        })
+        .and_then(|()| deserializer.end())
+        .map_err(|err| err.to_string())
+}
+
+/// The JSON type name of a value, for error records.
+pub fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
     }
 }
 
@@ -90,6 +557,11 @@ pub fn number_of(value: &Value) -> Option<f64> {
         _ => return None,
     };
     number.is_finite().then_some(number)
+}
+
+/// A value that is never found: what [`Event::root`] reads as for a broken event.
+pub fn null() -> &'static Value {
+    &NULL
 }
 
 fn walk<'a>(
@@ -156,5 +628,109 @@ mod tests {
             text(json!(u64::MAX)).as_deref(),
             Some("18446744073709551615")
         );
+    }
+
+    /// The lazy view and a full serde_json parse agree on validity, type and every field,
+    /// on the lines where the two parsers are known to differ.
+    #[test]
+    fn agrees_with_serde_json() {
+        let deep_array = format!("{{\"a\":{}1{}}}", "[".repeat(300), "]".repeat(300));
+        let deep_ok = format!("{{\"a\":{}1{}}}", "[".repeat(100), "]".repeat(100));
+        let lines = [
+            r#"{"a":1,"b":[1,2}"#,
+            r#"{"a":1} x"#,
+            r#"{"a":1}  "#,
+            r#"  {"a" : 1 , "c":[ ] } "#,
+            r#"{"a":"\ud800"}"#,
+            r#"{"a":"\ud800\u0041"}"#,
+            r#"{"a":"\ud83d\ude00","b":"\u00e9"}"#,
+            r#"{"a":{"b":tru}}"#,
+            r#"{"a":01}"#,
+            "{\"a\":\"x\ty\"}",
+            r#"{"a\u0062":1,"a":2,"a":3}"#,
+            r#"{"k\"q":1}"#,
+            r#"[1]"#,
+            r#""text""#,
+            r#"{}"#,
+            r#"{ }"#,
+            r#"{"a":-}"#,
+            r#"{"a":1,}"#,
+            r#"{"a":1}}"#,
+            r#"{"a":1.0,"b":1e2,"c":-0,"d":18446744073709551616}"#,
+            "",
+            "{",
+            deep_array.as_str(),
+            deep_ok.as_str(),
+        ];
+        for line in lines {
+            let strict = strict_parse(line);
+            let lazy = Event::parse(line);
+            match (&strict, &lazy) {
+                (Ok(value), Ok(event)) => {
+                    let Value::Object(map) = value else {
+                        panic!("{line}: strict parse is not an object")
+                    };
+                    for (key, want) in map {
+                        assert_eq!(event.get(key), Some(want), "{line}: {key}");
+                    }
+                    assert_eq!(event.root(), value, "{line}");
+                    let mut n_top = 0;
+                    event.any_top_value(&mut |_| {
+                        n_top += 1;
+                        false
+                    });
+                    assert_eq!(n_top, map.len(), "{line}");
+                }
+                (Err(want), Err(got)) => assert_eq!(want, got, "{line}"),
+                _ => panic!("{line}: serde_json {strict:?}, lazy {lazy:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn out_of_range_numbers_break_the_event_when_read() {
+        let event = Event::parse(r#"{"a":1e400,"b":"x"}"#).unwrap();
+        assert_eq!(event.get("b"), Some(&json!("x")));
+        assert!(!event.is_broken());
+        assert_eq!(event.get("a"), None);
+        assert!(event.is_broken());
+    }
+
+    #[test]
+    fn buffers_are_reused() {
+        let mut buffers = EventBuffers::default();
+        let event = Event::parse_with(r#"{"a":1,"b":2}"#, &mut buffers).unwrap();
+        assert_eq!(event.get("b"), Some(&json!(2)));
+        event.into_buffers(&mut buffers);
+        assert!(buffers.slots.capacity() >= 2);
+        let event = Event::parse_with(r#"{"c":3}"#, &mut buffers).unwrap();
+        assert_eq!(event.get("c"), Some(&json!(3)));
+        assert_eq!(event.get("a"), None);
+    }
+
+    /// A toy derivation: `upper` derives the upper-case text of `name` when the event does not
+    /// carry `upper` itself.
+    #[test]
+    fn derived_values_are_cached_and_literal_fields_win() {
+        fn upper(_path: &str, event: &Event<'_>) -> Option<Value> {
+            let name = event.get("name")?.as_str()?;
+            Some(Value::String(name.to_uppercase()))
+        }
+        let path = FieldPath {
+            derive: Some(upper),
+            ..FieldPath::new("upper")
+        };
+        let event = Event::parse(r#"{"name":"bob"}"#).unwrap();
+        let first = event.first(&path).unwrap() as *const Value;
+        assert_eq!(event.first(&path), Some(&json!("BOB")));
+        assert_eq!(event.first(&path).unwrap() as *const Value, first);
+        let literal = Event::parse(r#"{"name":"bob","upper":"given"}"#).unwrap();
+        assert_eq!(literal.first(&path), Some(&json!("given")));
+        let other = FieldPath {
+            derive: Some(upper),
+            ..FieldPath::new("other")
+        };
+        assert_eq!(event.first(&other), Some(&json!("BOB")));
+        assert_eq!(event.first(&path), Some(&json!("BOB")));
     }
 }

@@ -18,6 +18,7 @@ pub mod attack;
 pub mod cli;
 pub mod correlate;
 pub mod diag;
+pub mod ecs;
 pub mod enrich;
 pub mod eval;
 pub mod event;

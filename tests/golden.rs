@@ -3,7 +3,8 @@
 //! options) and `diagnostics.txt` (the rendered load diagnostics, one per line; without it the
 //! rules must load cleanly).
 //!
-//! Each case runs through the library's real pipeline (`rules::Loader` → `eval::Engine` →
+//! Each case runs twice, with the rule index on and off, and both runs must give the same
+//! bytes. Each case runs through the library's real pipeline (`rules::Loader` → `eval::Engine` →
 //! `protocol::Processor`), the same code the binary runs, with a fixed arrival clock.
 //! `UPDATE_EXPECT=1 cargo test --test golden` rewrites `expected.ndjson` and `diagnostics.txt`;
 //! read what it wrote before committing.
@@ -113,14 +114,15 @@ fn case_config(dir: &Path) -> CaseConfig {
     }
 }
 
-/// Runs one case; returns (output, rendered diagnostics).
-fn run_case(dir: &Path) -> (String, String) {
-    let config = case_config(dir);
+/// Runs one case with the rule index on or off; returns (output, rendered diagnostics).
+fn run_case(dir: &Path, use_index: bool) -> (String, String) {
+    let mut config = case_config(dir);
+    config.engine.use_index = use_index;
     let mut loader = Loader::new(config.options);
     loader.set_source_dir(dir);
     for file in sorted_entries(dir) {
         let name = file.file_name().unwrap().to_string_lossy().to_string();
-        if name.ends_with(".yml") || name.ends_with(".yaml") {
+        if name.ends_with(".yml") || name.ends_with(".yaml") || name.ends_with(".toml") {
             loader.add_source(&name, &fs::read_to_string(&file).unwrap());
         }
     }
@@ -150,7 +152,16 @@ fn golden_cases() {
     assert!(!cases.is_empty(), "no golden cases found");
     let mut failures = Vec::new();
     for dir in &cases {
-        let (output, diagnostics) = run_case(dir);
+        let (output, diagnostics) = run_case(dir, true);
+        // The optimiser must never change an answer: the same case without the index gives
+        // the same bytes.
+        let (unindexed, unindexed_diagnostics) = run_case(dir, false);
+        if unindexed != output || unindexed_diagnostics != diagnostics {
+            failures.push(format!(
+                "{}: the index changes the output\n--- without\n{unindexed}--- with\n{output}",
+                dir.display()
+            ));
+        }
         let expected_path = dir.join("expected.ndjson");
         let diag_path = dir.join("diagnostics.txt");
         if update {

@@ -56,7 +56,11 @@ fn event(name: &str, user: &str) -> Value {
 
 fn matched_ids(engine: &mut Engine, value: &Value) -> Vec<String> {
     let mut out = Detections::default();
-    engine.evaluate(value, 1_700_000_000_000, &mut out);
+    engine.evaluate(
+        &vigil::event::Event::new(value),
+        1_700_000_000_000,
+        &mut out,
+    );
     out.matches
         .iter()
         .map(|&idx| engine.rules()[idx].meta.id.clone())

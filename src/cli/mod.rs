@@ -199,6 +199,11 @@ struct RunArgs {
     /// per kind, hits per rule and correlation, correlation memory, throughput).
     #[arg(long)]
     stats: bool,
+    /// Evaluate every rule of an event's log source instead of only the candidates the rule
+    /// index picks. A debugging aid: the output is the same, only slower; if it is not, the
+    /// index has a bug.
+    #[arg(long)]
+    no_index: bool,
 }
 
 #[derive(Debug, Args)]
@@ -462,6 +467,12 @@ mod tests {
         let cli = parse(&["check", "x.yml"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Check(_))));
         assert!(parse(&["check"]).is_err());
+    }
+
+    #[test]
+    fn no_index_flag() {
+        assert!(!parse(&[]).unwrap().run.no_index);
+        assert!(parse(&["--no-index"]).unwrap().run.no_index);
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub(super) fn run(args: RunArgs) -> u8 {
         },
         max_threshold_keys: args.max_threshold_keys,
     };
+    config.use_index = !args.no_index;
     if !args.time_fields.is_empty() {
         config.time_fields = args.time_fields.iter().map(|f| FieldPath::new(f)).collect();
     }

@@ -59,8 +59,11 @@
 //!   read from the event like any match. Correlations are evaluated in dependency order, so a
 //!   chain completes on one event. Reference cycles are diagnosed and the correlations in
 //!   them dropped, as is any correlation built on a dropped one.
+//! - **Elastic stateful kinds.** `new_terms` and EQL `sequence` correlations are not window
+//!   aggregates: see [`Correlator::feed_new_terms`] and [`Correlator::feed_sequences`]. They live
+//!   in the same LRU with the same bounds, and their hits do not feed other correlations.
 //! - **`generate`.** A rule referenced only by correlations with `generate: false` does not
-//!   alert on its own ([`Correlator::silenced_rules`]); the same holds for a correlation
+//!   alert on its own (nor does an Elastic building-block rule) ([`Correlator::silenced_rules`]); the same holds for a correlation
 //!   referenced only by such correlations ([`Correlator::correlation_alerts`] is false): it
 //!   still fires and feeds its dependents, but does not alert on its own.
 //! - **`first_seen_ms`** is the oldest event time in the window that fired, whether or not
@@ -89,6 +92,10 @@ use crate::event::{Event, number_of, text_of};
 use crate::ir::{CmpOp, Correlation, CorrelationKind, FieldPath, RuleSet};
 use state::Store;
 use window::{Aggregate, Datum, Entry};
+
+/// The tag Elastic building-block rules carry (`crate::rules::elastic::BUILDING_BLOCK_TAG`;
+/// repeated here because the engine does not depend on the loaders).
+const BUILDING_BLOCK_TAG: &str = "elastic.building_block";
 
 /// Hard bounds on correlation memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -162,10 +169,24 @@ pub struct Correlator {
     hasher: RandomState,
     /// Scratch: correlations whose hits were already fed forward for the current event.
     fed_forward: Vec<usize>,
+    /// `new_terms`: the oldest event time each correlation has seen (its warm-up start).
+    started_ms: Vec<Option<i64>>,
+    /// Scratch: `(correlation, input)` of sequence stages matched by the current event.
+    sequence_work: Vec<(usize, usize)>,
+}
+
+/// Stateful kinds that are not an aggregate over a window (Elastic `new_terms`, EQL
+/// `sequence`); see [`Correlator::feed_new_terms`] and [`Correlator::feed_sequences`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Special {
+    None,
+    NewTerms,
+    Sequence { n_stages: u32, has_until: bool },
 }
 
 /// A correlation linked to what it references.
 struct Linked {
+    special: Special,
     inputs: Vec<Input>,
     aggregate: Aggregate,
     /// The field `value_*` correlations read.
@@ -274,10 +295,24 @@ impl Correlator {
                 CorrelationKind::ValuePercentile { field, percentile } => {
                     (Aggregate::Percentile(*percentile), Some(field))
                 }
+                CorrelationKind::NewTerms | CorrelationKind::Sequence { .. } => {
+                    (Aggregate::EventCount, None)
+                }
             };
-            warn_on_condition(corr, aggregate, limits, &mut diagnostics);
+            let special = match corr.kind {
+                CorrelationKind::NewTerms => Special::NewTerms,
+                CorrelationKind::Sequence { has_until } => Special::Sequence {
+                    n_stages: n_stages - u32::from(has_until),
+                    has_until,
+                },
+                _ => Special::None,
+            };
+            if special == Special::None {
+                warn_on_condition(corr, aggregate, limits, &mut diagnostics);
+            }
             correlations.push(corr.clone());
             linked.push(Linked {
+                special,
                 inputs,
                 aggregate,
                 value_field: value_field.cloned(),
@@ -305,12 +340,22 @@ impl Correlator {
                 .map(|(idx, _)| idx)
                 .collect()
         };
+        let mut silenced_rules: Vec<usize> = silenced(&rule_alerts);
+        // Elastic building blocks feed other rules and never alert on their own: the loader
+        // tags them, and they are silenced like a rule only referenced with `generate: false`.
+        for (idx, rule) in set.rules.iter().enumerate() {
+            if rule.meta.tags.iter().any(|tag| tag == BUILDING_BLOCK_TAG)
+                && !silenced_rules.contains(&idx)
+            {
+                silenced_rules.push(idx);
+            }
+        }
         let correlator = Correlator {
             correlations,
             linked,
             by_rule,
             by_correlation,
-            silenced_rules: silenced(&rule_alerts),
+            silenced_rules,
             silenced_correlations: silenced(&correlation_alerts),
             limits,
             store: Store::new(limits.max_groups, limits.max_entries),
@@ -321,6 +366,8 @@ impl Correlator {
             key: String::new(),
             hasher: RandomState::new(),
             fed_forward: Vec::new(),
+            started_ms: vec![None; keep.len()],
+            sequence_work: Vec::new(),
         };
         (correlator, diagnostics)
     }
@@ -373,7 +420,7 @@ impl Correlator {
     /// context of the rule that fed the entry, never from the event.
     pub fn observe_with_context<'v>(
         &mut self,
-        event: &Event<'v>,
+        event: &'v Event<'_>,
         time_ms: i64,
         matched_rules: &[usize],
         context: &dyn Fn(usize) -> Option<&'v serde_json::Value>,
@@ -382,6 +429,7 @@ impl Correlator {
         self.work.clear();
         self.fired_groups.clear();
         self.fed_forward.clear();
+        self.sequence_work.clear();
         for &rule in matched_rules {
             let Some(users) = self.by_rule.get(rule) else {
                 continue;
@@ -404,6 +452,9 @@ impl Correlator {
                 continue;
             };
             out.push(hit);
+            if self.linked[corr].special != Special::None {
+                continue;
+            }
             if !self.fed_forward.contains(&corr) {
                 self.fed_forward.push(corr);
                 for &(user, user_input) in &self.by_correlation[corr] {
@@ -412,6 +463,7 @@ impl Correlator {
                 }
             }
         }
+        self.feed_sequences(event, time_ms, out);
     }
 
     pub fn stats(&self) -> CorrelationStats {
@@ -429,10 +481,20 @@ impl Correlator {
         &mut self,
         corr: usize,
         input: usize,
-        event: &Event<'v>,
+        event: &'v Event<'_>,
         context: Option<&'v serde_json::Value>,
         time_ms: i64,
     ) -> Option<CorrelationHit> {
+        match self.linked[corr].special {
+            Special::None => {}
+            Special::NewTerms => return self.feed_new_terms(corr, input, event, time_ms),
+            Special::Sequence { .. } => {
+                // Stages are handled after every match of the event is known (last stage
+                // first), so one event never advances a sequence through two stages.
+                self.sequence_work.push((corr, input));
+                return None;
+            }
+        }
         let linked = &self.linked[corr];
         let correlation = &self.correlations[corr];
         let datum = match (linked.aggregate, &linked.value_field) {
@@ -503,6 +565,155 @@ impl Correlator {
     }
 }
 
+impl Correlator {
+    /// Elastic `new_terms`. A match fires when its group-by tuple (every field present) was
+    /// not seen in the history window `(t - timespan, t)` before it, once the correlation has
+    /// seen a whole history window of events (warm-up: before that, "never seen" only means
+    /// "not seen since vigil started"). A group keeps one entry (the newest time seen); an
+    /// event older than its group's newest time counts as seen. An evicted group forgets
+    /// its tuple, which can only repeat an alert, never miss one.
+    fn feed_new_terms(
+        &mut self,
+        corr: usize,
+        input: usize,
+        event: &Event<'_>,
+        time_ms: i64,
+    ) -> Option<CorrelationHit> {
+        let history_ms = self.correlations[corr].timespan_ms;
+        let group_fields = &self.linked[corr].inputs[input].group_fields;
+        if group_fields
+            .iter()
+            .any(|field| event.first(field).and_then(text_of).is_none())
+        {
+            return None;
+        }
+        let started = self.started_ms[corr].map_or(time_ms, |start| start.min(time_ms));
+        self.started_ms[corr] = Some(started);
+        encode_key(&mut self.key, corr, group_fields, event, None, &self.hasher);
+        let last_seen = self.store.window(&self.key).and_then(|w| w.newest_ms());
+        let fresh = match last_seen {
+            None => true,
+            Some(last) => last < time_ms.saturating_sub(history_ms),
+        };
+        let entry = Entry {
+            time_ms,
+            stage: 0,
+            datum: Datum::None,
+        };
+        self.store.insert(&self.key, entry, history_ms, 1);
+        let warmed = time_ms >= started.saturating_add(history_ms);
+        if !(fresh && warmed) {
+            return None;
+        }
+        Some(CorrelationHit {
+            correlation: corr,
+            group: self.group_values(corr, input, event),
+            value: 1.0,
+            first_seen_ms: time_ms,
+        })
+    }
+
+    /// EQL `sequence` stages matched by this event, last stage first (EQL's streaming state
+    /// machine: one pending sequence per stage and join key; a newer match of a stage replaces
+    /// the pending one). Stage 1 starts a sequence; stage k+1 advances the pending sequence of
+    /// stage k when it is no older than it and within `maxspan` of the sequence's start; the
+    /// last stage completes it and fires. An `until` match drops the key's pending sequences.
+    /// Events must arrive in event-time order to advance a sequence: a late event does not.
+    fn feed_sequences(&mut self, event: &Event<'_>, time_ms: i64, out: &mut Vec<CorrelationHit>) {
+        if self.sequence_work.is_empty() {
+            return;
+        }
+        let mut work = std::mem::take(&mut self.sequence_work);
+        work.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        work.dedup();
+        let mut fired: Vec<usize> = Vec::new();
+        for &(corr, input) in &work {
+            let Special::Sequence {
+                n_stages,
+                has_until,
+            } = self.linked[corr].special
+            else {
+                continue;
+            };
+            let maxspan = self.correlations[corr].timespan_ms;
+            let stage = self.linked[corr].inputs[input].stage;
+            encode_key(
+                &mut self.key,
+                corr,
+                &self.linked[corr].inputs[input].group_fields,
+                event,
+                None,
+                &self.hasher,
+            );
+            if has_until && stage == n_stages {
+                self.store.remove(&self.key);
+                continue;
+            }
+            if fired.contains(&corr) {
+                continue;
+            }
+            let completed = self.store.update(&self.key, |window| {
+                if stage == 0 {
+                    if n_stages > 1 {
+                        window.put_stage(Entry {
+                            time_ms,
+                            stage: 0,
+                            datum: Datum::Number(time_ms as f64),
+                        });
+                    }
+                    return (n_stages == 1).then_some(time_ms);
+                }
+                let pending = window.take_stage(stage - 1)?;
+                let last_ms = match pending.datum {
+                    Datum::Number(last) => last as i64,
+                    _ => pending.time_ms,
+                };
+                let in_span = time_ms >= last_ms && time_ms - pending.time_ms <= maxspan;
+                if !in_span {
+                    // Too old for this event; it stays pending only if a later event could
+                    // still use it (this one is earlier than its last stage).
+                    if time_ms < last_ms {
+                        window.put_stage(pending);
+                    }
+                    return None;
+                }
+                if stage + 1 == n_stages {
+                    return Some(pending.time_ms);
+                }
+                window.put_stage(Entry {
+                    time_ms: pending.time_ms,
+                    stage,
+                    datum: Datum::Number(time_ms as f64),
+                });
+                None
+            });
+            if let Some(start_ms) = completed {
+                fired.push(corr);
+                out.push(CorrelationHit {
+                    correlation: corr,
+                    group: self.group_values(corr, input, event),
+                    value: f64::from(n_stages),
+                    first_seen_ms: start_ms,
+                });
+            }
+        }
+        work.clear();
+        self.sequence_work = work;
+    }
+
+    fn group_values(&self, corr: usize, input: usize, event: &Event<'_>) -> Vec<(String, String)> {
+        self.correlations[corr]
+            .group_by
+            .iter()
+            .zip(&self.linked[corr].inputs[input].group_fields)
+            .map(|(name, field)| {
+                let value = event.first(field).and_then(text_of);
+                (name.clone(), value.map(Cow::into_owned).unwrap_or_default())
+            })
+            .collect()
+    }
+}
+
 /// Group-by values longer than this are kept in the state key as a hash (`#<len>:<hash>`),
 /// so a key's size is bounded whatever the events hold.
 const MAX_KEY_VALUE_BYTES: usize = 128;
@@ -515,7 +726,7 @@ fn encode_key<'v>(
     key: &mut String,
     corr: usize,
     fields: &[FieldPath],
-    event: &Event<'v>,
+    event: &'v Event<'_>,
     context: Option<&'v serde_json::Value>,
     hasher: &RandomState,
 ) {
@@ -543,7 +754,7 @@ pub const CONTEXT_PREFIX: &str = "p_alert_context";
 /// without one), any other path reads the event.
 fn group_value<'v>(
     field: &FieldPath,
-    event: &Event<'v>,
+    event: &'v Event<'_>,
     context: Option<&'v serde_json::Value>,
 ) -> Option<&'v serde_json::Value> {
     match field.segments.split_first() {
@@ -567,6 +778,10 @@ fn alias_field(
     diagnostics: &mut Vec<Diagnostic>,
 ) -> FieldPath {
     let Some(alias) = corr.aliases.iter().find(|alias| alias.name == group) else {
+        // Elastic rules group by ECS names, read like every field of their queries.
+        if corr.meta.format == crate::ir::Format::Elastic {
+            return FieldPath::ecs(group);
+        }
         return FieldPath::new(group);
     };
     let found = alias

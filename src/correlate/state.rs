@@ -76,6 +76,27 @@ impl Store {
         inserted
     }
 
+    /// Runs `update` on the window of `key` (created empty when absent, and marked most
+    /// recently used), keeping the entry count and both bounds as [`Store::insert`] does.
+    pub fn update<R>(&mut self, key: &str, update: impl FnOnce(&mut Window) -> R) -> R {
+        if !self.groups.contains(key) {
+            while self.groups.len() >= self.groups.cap().get() {
+                self.evict_lru();
+            }
+            self.groups.put(key.to_string(), Window::default());
+        }
+        let mut empty = Window::default();
+        let window = self.groups.get_mut(key).unwrap_or(&mut empty);
+        let before = window.len();
+        let result = update(window);
+        let after = window.len();
+        self.entries = (self.entries + after).saturating_sub(before);
+        while self.entries > self.max_entries && self.groups.len() > 1 {
+            self.evict_lru();
+        }
+        result
+    }
+
     /// The window of `key`, without touching its recency.
     pub fn window(&self, key: &str) -> Option<&Window> {
         self.groups.peek(key)

@@ -88,6 +88,24 @@ impl Window {
         self.entries.len()
     }
 
+    /// The newest event time ever inserted (`new_terms`: when the tuple was last seen).
+    pub fn newest_ms(&self) -> Option<i64> {
+        self.newest_ms
+    }
+
+    /// Removes and returns the entry of `stage` (EQL sequences keep at most one per stage).
+    pub fn take_stage(&mut self, stage: u32) -> Option<Entry> {
+        let at = self.entries.iter().position(|e| e.stage == stage)?;
+        self.entries.remove(at)
+    }
+
+    /// Sets the entry of `entry.stage`, replacing the one there: one pending sequence per stage.
+    pub fn put_stage(&mut self, entry: Entry) {
+        self.take_stage(entry.stage);
+        let at = self.entries.partition_point(|e| e.time_ms <= entry.time_ms);
+        self.entries.insert(at, entry);
+    }
+
     /// Inserts `entry` in event-time order, evicts what fell out of the horizon, and applies
     /// the per-group cap.
     pub fn insert(&mut self, entry: Entry, timespan_ms: i64, max_entries: usize) -> Inserted {

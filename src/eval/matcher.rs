@@ -28,7 +28,7 @@ pub fn matches(expr: &Expr, event: &Event<'_>) -> bool {
         Expr::Or(items) => items.iter().any(|item| matches(item, event)),
         Expr::Not(inner) => !matches(inner, event),
         Expr::Field { path, pred } => field_matches(path, pred, event),
-        Expr::Keyword(matcher) => keyword_matches(event.root(), matcher),
+        Expr::Keyword(matcher) => event.any_top_value(&mut |value| keyword_matches(value, matcher)),
     }
 }
 
@@ -61,7 +61,7 @@ fn field_matches(path: &FieldPath, pred: &Predicate, event: &Event<'_>) -> bool 
 }
 
 /// Calls `visit` with `value`, or with each element when it is an array (recursively).
-fn any_scalar<'a>(value: &'a Value, visit: &mut dyn FnMut(&'a Value) -> bool) -> bool {
+pub(crate) fn any_scalar<'a>(value: &'a Value, visit: &mut dyn FnMut(&'a Value) -> bool) -> bool {
     match value {
         Value::Array(items) => items.iter().any(|item| any_scalar(item, visit)),
         other => visit(other),
@@ -173,7 +173,7 @@ fn fieldref_holds(left: &Value, right: &Value, kind: StrKind, cased: bool) -> bo
     }
 }
 
-fn keyword_matches(value: &Value, matcher: &StrMatch) -> bool {
+pub(crate) fn keyword_matches(value: &Value, matcher: &StrMatch) -> bool {
     match value {
         Value::Null => false,
         Value::String(text) => str_matches(matcher, text),

@@ -2,12 +2,12 @@
 //! matches to the correlator. It owns no I/O: the caller hands in a parsed event and the arrival
 //! time, and gets [`Detections`] back (the protocol layer turns them into output bytes).
 
+pub mod index;
 pub mod matcher;
 pub mod script;
 pub mod time;
 
-use serde_json::Value;
-
+use self::index::{IndexScratch, RuleIndex};
 use crate::correlate::{CorrelationHit, CorrelationStats, Correlator, Limits};
 use crate::diag::Diagnostic;
 use crate::event::Event;
@@ -23,6 +23,9 @@ pub struct EngineConfig {
     pub limits: Limits,
     /// Native rule code and thresholds (`script::ScriptHook`).
     pub script: script::ScriptConfig,
+    /// Evaluate only the candidates of the rule index ([`index`]); off (`--no-index`) every
+    /// rule of the event's source is evaluated. The answers are the same either way.
+    pub use_index: bool,
 }
 
 impl EngineConfig {
@@ -35,6 +38,7 @@ impl EngineConfig {
                 .collect(),
             limits,
             script: script::ScriptConfig::default(),
+            use_index: true,
         }
     }
 }
@@ -92,6 +96,12 @@ pub struct Engine {
     /// Rules that admit the declared `--logsource` (all rules when none is declared:
     /// an event of unknown source fails open).
     stream_rules: Vec<usize>,
+    /// Indexes of `cloudtrail_rules` and `stream_rules` (`None` with `use_index` off).
+    cloudtrail_index: Option<RuleIndex>,
+    stream_index: Option<RuleIndex>,
+    index_scratch: IndexScratch,
+    /// Scratch: the candidate rules of the current event.
+    candidates: Vec<usize>,
     stats: EngineStats,
     script: script::ScriptHook,
 }
@@ -126,6 +136,14 @@ impl Engine {
             ..EngineStats::default()
         };
         let script = script::ScriptHook::new(set.rules.len(), config.script);
+        let (cloudtrail_index, stream_index) = if config.use_index {
+            (
+                Some(RuleIndex::new(&set.rules, &cloudtrail_rules)),
+                Some(RuleIndex::new(&set.rules, &stream_rules)),
+            )
+        } else {
+            (None, None)
+        };
         let engine = Engine {
             script,
             rules: set.rules,
@@ -134,6 +152,10 @@ impl Engine {
             config,
             cloudtrail_rules,
             stream_rules,
+            cloudtrail_index,
+            stream_index,
+            index_scratch: IndexScratch::default(),
+            candidates: Vec::new(),
             stats,
         };
         (engine, diagnostics)
@@ -165,33 +187,49 @@ impl Engine {
 
     /// Evaluates one event. `arrival_ms` is the wall-clock time the caller read it at, used
     /// when the event carries no parseable time.
-    pub fn evaluate(&mut self, value: &Value, arrival_ms: i64, out: &mut Detections) {
+    ///
+    /// A value the event turns out not to represent (see [`Event::is_broken`]) stops the
+    /// evaluation with no detections and nothing fed to correlations: the caller then treats
+    /// the line as invalid JSON.
+    pub fn evaluate(&mut self, event: &Event<'_>, arrival_ms: i64, out: &mut Detections) {
         out.clear();
         self.stats.events += 1;
-        let event = Event::new(value);
-        let candidates = if is_cloudtrail(value) {
-            &self.cloudtrail_rules
+        let (routed, index) = if is_cloudtrail(event) {
+            (&self.cloudtrail_rules, &self.cloudtrail_index)
         } else {
-            &self.stream_rules
+            (&self.stream_rules, &self.stream_index)
+        };
+        let candidates = match index {
+            Some(index) => {
+                index.candidates(event, &mut self.index_scratch, &mut self.candidates);
+                &self.candidates
+            }
+            None => routed,
         };
         for &idx in candidates {
             let rule = &self.rules[idx];
-            if matcher::matches(&rule.expr, &event)
+            if matcher::matches(&rule.expr, event)
                 && self.script.confirm(
                     idx,
                     rule,
-                    &event,
+                    event,
                     arrival_ms,
                     &self.config.time_fields,
                     &mut out.outputs,
                 )
             {
                 out.matches.push(idx);
-                self.stats.rule_hits[idx] += 1;
             }
         }
+        if event.is_broken() {
+            out.clear();
+            return;
+        }
+        for &idx in &out.matches {
+            self.stats.rule_hits[idx] += 1;
+        }
         if !self.correlator.is_empty() && !out.matches.is_empty() {
-            let time_ms = match time::event_time_ms(&event, &self.config.time_fields) {
+            let time_ms = match time::event_time_ms(event, &self.config.time_fields) {
                 Some(time) if time <= arrival_ms.saturating_add(time::MAX_AHEAD_MS) => Some(time),
                 // A time ahead of the clock is a broken or forged clock, not a real event time.
                 // Fed to a correlation it would become its group's newest time and make every
@@ -200,6 +238,10 @@ impl Engine {
                 Some(_) => {
                     self.stats.future_times += 1;
                     None
+                }
+                None if event.is_broken() => {
+                    out.clear();
+                    return;
                 }
                 None => {
                     self.stats.time_fallbacks += 1;
@@ -215,7 +257,7 @@ impl Engine {
                         .and_then(|output| output.context.as_ref())
                 };
                 self.correlator.observe_with_context(
-                    &event,
+                    event,
                     time_ms,
                     &out.matches,
                     &context,
@@ -243,11 +285,9 @@ impl Engine {
 
 /// CloudTrail records are recognised by shape: `eventSource` and `eventName` strings plus one
 /// of the envelope fields every CloudTrail record version carries.
-pub fn is_cloudtrail(value: &Value) -> bool {
-    let Value::Object(map) = value else {
-        return false;
-    };
-    let is_str = |key: &str| matches!(map.get(key), Some(Value::String(_)));
+/// Reads only the raw text of the top-level values: a JSON string starts with `"`.
+pub fn is_cloudtrail(event: &Event<'_>) -> bool {
+    let is_str = |key: &str| event.raw(key).is_some_and(|raw| raw.starts_with('"'));
     is_str("eventSource")
         && is_str("eventName")
         && [
@@ -257,7 +297,7 @@ pub fn is_cloudtrail(value: &Value) -> bool {
             "recipientAccountId",
         ]
         .iter()
-        .any(|key| map.contains_key(*key))
+        .any(|key| event.contains_key(key))
 }
 
 #[cfg(test)]
@@ -267,12 +307,14 @@ mod tests {
 
     #[test]
     fn cloudtrail_shape() {
-        assert!(is_cloudtrail(&json!({
+        let shape = |value: serde_json::Value| is_cloudtrail(&Event::new(&value));
+        assert!(shape(json!({
             "eventSource": "iam.amazonaws.com", "eventName": "CreateUser", "awsRegion": "us-east-1"
         })));
-        assert!(!is_cloudtrail(
-            &json!({"eventSource": "x", "eventName": "y"})
+        assert!(!shape(json!({"eventSource": "x", "eventName": "y"})));
+        assert!(!shape(
+            json!({"eventSource": 1, "eventName": "y", "awsRegion": "x"})
         ));
-        assert!(!is_cloudtrail(&json!({"eventType": "user.session.start"})));
+        assert!(!shape(json!({"eventType": "user.session.start"})));
     }
 }

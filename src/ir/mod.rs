@@ -262,10 +262,32 @@ pub struct RuleTest {
 
 /// A dotted field path. Lookup first tries `raw` as one literal key of the top-level object
 /// (`"userIdentity.type"` written flat), then walks `segments` through nested objects.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug)]
 pub struct FieldPath {
     pub raw: String,
     pub segments: Vec<String>,
+    /// When the event has no value at this path, derive one from what it has (the Elastic
+    /// "ECS view" of raw CloudTrail); `None` for a plain path. The derived value is computed
+    /// once per event and cached by `crate::event::Event` like a value it read.
+    pub derive: Option<crate::event::DeriveFn>,
+}
+
+// Two paths are the same when they read the same field the same way; a derivation compares
+// by its address, which is enough for deduplicating the paths rules read.
+impl PartialEq for FieldPath {
+    fn eq(&self, other: &FieldPath) -> bool {
+        self.raw == other.raw
+            && self.derive.map(|derive| derive as usize)
+                == other.derive.map(|derive| derive as usize)
+    }
+}
+
+impl Eq for FieldPath {}
+
+impl std::hash::Hash for FieldPath {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.raw.hash(state);
+    }
 }
 
 impl FieldPath {
@@ -273,6 +295,18 @@ impl FieldPath {
         FieldPath {
             raw: raw.to_string(),
             segments: raw.split('.').map(str::to_string).collect(),
+            derive: None,
+        }
+    }
+
+    /// An ECS field name written by an Elastic rule: the literal field when the event has it,
+    /// else the value Elastic's AWS integration would have indexed, derived from a raw
+    /// CloudTrail record by [`crate::ecs::derive`].
+    pub fn ecs(raw: &str) -> FieldPath {
+        FieldPath {
+            derive: crate::ecs::is_derivable(raw)
+                .then_some(crate::ecs::derive as crate::event::DeriveFn),
+            ..FieldPath::new(raw)
         }
     }
 }
@@ -604,12 +638,29 @@ pub struct Correlation {
 #[derive(Clone, Debug, PartialEq)]
 pub enum CorrelationKind {
     EventCount,
-    ValueCount { field: FieldPath },
+    ValueCount {
+        field: FieldPath,
+    },
     Temporal,
     TemporalOrdered,
-    ValueSum { field: FieldPath },
-    ValueAvg { field: FieldPath },
-    ValuePercentile { field: FieldPath, percentile: f64 },
+    ValueSum {
+        field: FieldPath,
+    },
+    ValueAvg {
+        field: FieldPath,
+    },
+    ValuePercentile {
+        field: FieldPath,
+        percentile: f64,
+    },
+    /// Elastic `new_terms`: fires when the group-by value tuple of a match was not seen in the
+    /// `timespan` before it (the history window). One referenced rule.
+    NewTerms,
+    /// EQL `sequence`: the referenced rules are the stages in order (plus a last `until` rule
+    /// when `has_until`), joined by the group-by fields, within `timespan` (maxspan).
+    Sequence {
+        has_until: bool,
+    },
 }
 
 impl CorrelationKind {
@@ -622,6 +673,8 @@ impl CorrelationKind {
             CorrelationKind::ValueSum { .. } => "value_sum",
             CorrelationKind::ValueAvg { .. } => "value_avg",
             CorrelationKind::ValuePercentile { .. } => "value_percentile",
+            CorrelationKind::NewTerms => "new_terms",
+            CorrelationKind::Sequence { .. } => "sequence",
         }
     }
 }

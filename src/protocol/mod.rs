@@ -20,6 +20,7 @@ use serde_json::value::RawValue;
 
 use crate::enrich;
 use crate::eval::{Detections, Engine};
+use crate::event::{Event, EventBuffers, ParseError, json_type};
 
 /// What to do with lines that are not JSON objects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,6 +131,8 @@ pub struct Processor {
     enrichment: Vec<u8>,
     /// Errors of the line being processed; drained by the caller through [`Processor::take_errors`].
     errors: Vec<LineError>,
+    /// Storage of the event views, reused from line to line.
+    buffers: EventBuffers,
 }
 
 impl Processor {
@@ -141,6 +144,7 @@ impl Processor {
             detections: Detections::default(),
             enrichment: Vec::new(),
             errors: Vec::new(),
+            buffers: EventBuffers::default(),
         }
     }
 
@@ -183,30 +187,28 @@ impl Processor {
                 return;
             }
         };
-        let value: Value = match serde_json::from_str(text) {
-            Ok(value) => value,
-            Err(err) => {
-                self.invalid(line, ErrorKind::InvalidJson, err.to_string(), out);
+        let event = match Event::parse_with(text, &mut self.buffers) {
+            Ok(event) => event,
+            Err(ParseError::InvalidJson(detail)) => {
+                self.invalid(line, ErrorKind::InvalidJson, detail, out);
+                return;
+            }
+            Err(ParseError::NotObject(kind)) => {
+                self.invalid(line, ErrorKind::NotObject, kind.to_string(), out);
                 return;
             }
         };
-        if !value.is_object() {
-            self.invalid(
-                line,
-                ErrorKind::NotObject,
-                json_type(&value).to_string(),
-                out,
-            );
-            return;
-        }
         if let Some(key) = &self.config.unwrap
-            && let Some(Value::Array(records)) = value.get(key.as_str())
+            && let Some(raw) = event.raw(key.as_str())
+            && raw.starts_with('[')
         {
             let key = key.clone();
-            self.unwrap_records(text, &key, records, arrival_ms, out);
+            self.unwrap_records(raw, &key, arrival_ms, out);
+            event.into_buffers(&mut self.buffers);
             return;
         }
-        self.event(line, &value, arrival_ms, out);
+        self.event(line, &event, arrival_ms, out);
+        event.into_buffers(&mut self.buffers);
     }
 
     /// A line longer than `--max-line-bytes`, of which the caller kept only `prefix` (the
@@ -274,49 +276,89 @@ impl Processor {
         self.counters.lines_out += 1;
     }
 
-    fn unwrap_records(
-        &mut self,
-        text: &str,
-        key: &str,
-        records: &[Value],
-        arrival_ms: i64,
-        out: &mut Vec<u8>,
-    ) {
-        // The parsed records drive evaluation; their raw bytes are what gets written.
-        let raw = raw_records(text, key);
+    /// Evaluates and writes each record of the array `raw` (the text under `key`).
+    fn unwrap_records(&mut self, raw: &str, key: &str, arrival_ms: i64, out: &mut Vec<u8>) {
+        // The line was valid JSON, so its array is too; serde_json splits it (it keeps its
+        // depth limit on this path, which is not the hot one).
+        let records: Vec<&RawValue> = serde_json::from_str(raw).unwrap_or_default();
         for (idx, record) in records.iter().enumerate() {
-            let bytes = match &raw {
-                Some(raw) if raw.len() == records.len() => raw[idx].get().as_bytes().to_vec(),
-                _ => serde_json::to_vec(record).unwrap_or_default(),
-            };
-            if record.is_object() {
-                self.event(&bytes, record, arrival_ms, out);
-            } else {
-                self.record_error(ErrorKind::NotObject, format!("record {idx} of {key}"));
-                match self.config.invalid {
-                    InvalidPolicy::Wrap => {
-                        self.write_error_record(&bytes, ErrorKind::NotObject, out)
+            let text = record.get();
+            match Event::parse(text) {
+                Ok(event) => self.event(text.as_bytes(), &event, arrival_ms, out),
+                Err(_) => {
+                    self.record_error(ErrorKind::NotObject, format!("record {idx} of {key}"));
+                    match self.config.invalid {
+                        InvalidPolicy::Wrap => {
+                            self.write_error_record(text.as_bytes(), ErrorKind::NotObject, out)
+                        }
+                        InvalidPolicy::Pass => self.write_raw(text.as_bytes(), out),
                     }
-                    InvalidPolicy::Pass => self.write_raw(&bytes, out),
                 }
             }
         }
     }
 
-    /// Evaluates one JSON object (`raw` is its text, `value` its parse) and writes it.
-    fn event(&mut self, raw: &[u8], value: &Value, arrival_ms: i64, out: &mut Vec<u8>) {
+    /// Evaluates one JSON object (`raw` is its text, `event` its view) and writes it.
+    fn event(&mut self, raw: &[u8], event: &Event<'_>, arrival_ms: i64, out: &mut Vec<u8>) {
         self.enrichment.clear();
+        // Whether the line holds a value serde_json cannot represent (see `crate::event`).
+        let mut broken = false;
         if self.config.payload.is_empty() {
-            self.evaluate(value, arrival_ms);
+            broken = self.evaluate(event, arrival_ms);
         } else {
-            match payload(value, &self.config.payload) {
-                Ok(Payload::Borrowed(inner)) => self.evaluate(inner, arrival_ms),
-                Ok(Payload::Owned(inner)) => self.evaluate(&inner, arrival_ms),
-                Err((kind, detail)) => {
-                    self.record_error(kind, detail);
-                    enrich::write_error_marker(kind.as_str(), &mut self.enrichment);
+            let found = payload(event, &self.config.payload);
+            if event.is_broken() {
+                broken = true;
+            } else {
+                match found {
+                    Ok(Payload::Object(text)) => {
+                        // The line is valid, so its object value is too.
+                        if let Ok(inner) = Event::parse(text) {
+                            broken = self.evaluate(&inner, arrival_ms);
+                        }
+                    }
+                    Ok(Payload::Text(idx, text)) => {
+                        let name = self.config.payload[idx].clone();
+                        let error = match Event::parse(text) {
+                            Ok(inner) => match self.evaluate(&inner, arrival_ms) {
+                                true => Some(match serde_json::from_str::<Value>(text) {
+                                    Err(err) => format!("payload field {name}: {err}"),
+                                    Ok(_) => format!("payload field {name}: invalid value"),
+                                }),
+                                false => None,
+                            },
+                            Err(ParseError::NotObject(kind)) => {
+                                Some(format!("payload field {name} holds a JSON {kind}"))
+                            }
+                            Err(ParseError::InvalidJson(err)) => {
+                                Some(format!("payload field {name}: {err}"))
+                            }
+                        };
+                        if let Some(detail) = error {
+                            self.record_error(ErrorKind::PayloadInvalid, detail);
+                            self.enrichment.clear();
+                            enrich::write_error_marker(
+                                ErrorKind::PayloadInvalid.as_str(),
+                                &mut self.enrichment,
+                            );
+                        }
+                    }
+                    Err((kind, detail)) => {
+                        self.record_error(kind, detail);
+                        enrich::write_error_marker(kind.as_str(), &mut self.enrichment);
+                    }
                 }
             }
+        }
+        if broken {
+            // The line is invalid JSON for serde_json, as when every line was parsed whole.
+            let detail = match serde_json::from_slice::<Value>(raw) {
+                Err(err) => err.to_string(),
+                Ok(_) => "invalid value".to_string(),
+            };
+            self.enrichment.clear();
+            self.invalid(raw, ErrorKind::InvalidJson, detail, out);
+            return;
         }
         if self.enrichment.is_empty() {
             if !self.config.only_matches {
@@ -326,7 +368,7 @@ impl Processor {
             }
             return;
         }
-        let replaced = value.get(self.config.field.as_str()).is_some()
+        let replaced = event.contains_key(self.config.field.as_str())
             && std::str::from_utf8(raw).is_ok_and(|text| {
                 // The event already has our key: replace it rather than write a duplicate.
                 enrich::replace_key(text, &self.config.field, &self.enrichment, out)
@@ -339,49 +381,58 @@ impl Processor {
     }
 
     /// Runs the engine; leaves the enrichment bytes in `self.enrichment` when anything fired.
-    fn evaluate(&mut self, value: &Value, arrival_ms: i64) {
-        self.counters.events += 1;
+    /// Returns true when the event turned out broken: it is then not counted and left
+    /// no enrichment.
+    fn evaluate(&mut self, event: &Event<'_>, arrival_ms: i64) -> bool {
         self.engine
-            .evaluate(value, arrival_ms, &mut self.detections);
+            .evaluate(event, arrival_ms, &mut self.detections);
+        if event.is_broken() {
+            return true;
+        }
+        self.counters.events += 1;
         if !self.detections.is_empty() {
             self.counters.matched += 1;
             enrich::write_enrichment(&self.engine, &self.detections, &mut self.enrichment);
         }
+        false
     }
 }
 
 enum Payload<'a> {
-    Borrowed(&'a Value),
-    Owned(Value),
+    /// The text of an object value of the line.
+    Object(&'a str),
+    /// The index of the field in `--payload` and the text of its string value.
+    Text(usize, &'a str),
 }
 
 /// Finds the event inside the first payload field present.
-fn payload<'a>(value: &'a Value, fields: &[String]) -> Result<Payload<'a>, (ErrorKind, String)> {
-    let Some((name, inner)) = fields
+fn payload<'a>(
+    event: &'a Event<'_>,
+    fields: &[String],
+) -> Result<Payload<'a>, (ErrorKind, String)> {
+    let Some((idx, name, raw)) = fields
         .iter()
-        .find_map(|name| value.get(name.as_str()).map(|inner| (name, inner)))
+        .enumerate()
+        .find_map(|(idx, name)| event.raw(name.as_str()).map(|raw| (idx, name, raw)))
     else {
         return Err((
             ErrorKind::PayloadMissing,
             format!("none of the payload fields {fields:?} is present"),
         ));
     };
-    match inner {
-        Value::Object(_) => Ok(Payload::Borrowed(inner)),
-        Value::String(text) => match serde_json::from_str::<Value>(text) {
-            Ok(parsed) if parsed.is_object() => Ok(Payload::Owned(parsed)),
-            Ok(parsed) => Err((
-                ErrorKind::PayloadInvalid,
-                format!("payload field {name} holds a JSON {}", json_type(&parsed)),
-            )),
-            Err(err) => Err((
-                ErrorKind::PayloadInvalid,
-                format!("payload field {name}: {err}"),
-            )),
-        },
-        other => Err((
+    if raw.starts_with('{') {
+        return Ok(Payload::Object(raw));
+    }
+    match event.get(name.as_str()) {
+        Some(Value::String(text)) => Ok(Payload::Text(idx, text)),
+        Some(other) => Err((
             ErrorKind::PayloadInvalid,
             format!("payload field {name} holds a {}", json_type(other)),
+        )),
+        // Not representable: the event is broken, and the caller looks at that first.
+        None => Err((
+            ErrorKind::PayloadInvalid,
+            format!("payload field {name} holds an invalid value"),
         )),
     }
 }
@@ -392,24 +443,5 @@ fn whole_chars(prefix: &[u8]) -> &[u8] {
     match std::str::from_utf8(prefix) {
         Err(err) if err.error_len().is_none() => &prefix[..err.valid_up_to()],
         _ => prefix,
-    }
-}
-
-/// The raw text of each element of the array under `key`.
-fn raw_records<'a>(text: &'a str, key: &str) -> Option<Vec<&'a RawValue>> {
-    let top: std::collections::HashMap<std::borrow::Cow<'a, str>, &'a RawValue> =
-        serde_json::from_str(text).ok()?;
-    let array = top.get(key)?;
-    serde_json::from_str(array.get()).ok()
-}
-
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
     }
 }

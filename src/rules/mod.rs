@@ -5,6 +5,7 @@
 //! skipped, never guessed at. Format-specific types stay inside this module tree.
 
 pub mod default_pack;
+pub mod elastic;
 pub mod panther;
 pub mod rule_tests;
 pub mod sigma;
@@ -90,13 +91,14 @@ impl Loader {
                 panther::load(path, text, self.source_dir.as_deref(), &mut self.loaded)
             }
             Some("yml" | "yaml") => sigma::load(path, text, &self.options, &mut self.loaded),
+            Some("toml") => elastic::load(path, text, &mut self.loaded),
             _ => self.loaded.diagnostics.push(Diagnostic::error(
                 Code::Unsupported,
                 SourceLoc {
                     path: path.to_string(),
                     line: None,
                 },
-                "unknown rule file type (expected .yml or .yaml)",
+                "unknown rule file type (expected .yml, .yaml or .toml)",
             )),
         }
     }
@@ -223,7 +225,7 @@ fn collect_rule_files(dir: &Path, out: &mut Vec<PathBuf>, diags: &mut Vec<Diagno
             collect_rule_files(&path, out, diags);
         } else if matches!(
             path.extension().and_then(|e| e.to_str()),
-            Some("yml" | "yaml")
+            Some("yml" | "yaml" | "toml")
         ) {
             out.push(path);
         }

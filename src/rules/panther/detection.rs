@@ -93,6 +93,7 @@ fn lower_key_test(node: &Node) -> Result<Expr, LowerError> {
             Some(key) => FieldPath {
                 raw: key.clone(),
                 segments: vec![key],
+                derive: None,
             },
             None => return Err(err(Code::Schema, key.line, "'Key' must be a string")),
         },

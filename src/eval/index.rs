@@ -1,0 +1,665 @@
+//! The rule index: the optimiser that picks, per event, the few rules worth evaluating.
+//!
+//! For every rule it derives from the IR a *necessary condition*: something that must be true
+//! of an event for the rule to match. An event only evaluates the rules whose condition holds
+//! (the candidates), and the full matcher ([`super::matcher`]) confirms each one, so the index
+//! decides nothing: prefilter, then confirm (as the regex crate's literal prefilter and
+//! tau-engine's optimiser do). A condition that holds too often (a false positive) only costs
+//! time; a condition that fails when the rule would match would lose a detection, so every
+//! extraction below errs on the side of "no condition".
+//!
+//! A condition is a disjunction of atoms; for each rule the best one the IR offers, in this
+//! order of selectivity:
+//! 1. **exact value**: field `f` has the text `v` (case-folded when the rule says so), looked
+//!    up in one hash map per field and case mode for all rules;
+//! 2. **needle**: field `f` contains `n` (from `startswith`, `endswith`, `contains`), found
+//!    by one Aho-Corasick pass per field and case mode over all such needles;
+//! 3. **keyword**: the raw line contains `n`, one Aho-Corasick pass over the line for all
+//!    keyword rules. Exact only when no character of `n` can be written differently in JSON
+//!    text: `n` is printable ASCII without `"`, `\` and `/`, has a character no number's text
+//!    has, and the line has no `\u` escape (and, for a case-insensitive `n`, is ASCII, since
+//!    Unicode folding maps a few non-ASCII characters to ASCII ones);
+//! 4. **field present**: the field exists;
+//!
+//! and a rule with none (a `not`, a `null` test, a lone wildcard) is always a candidate.
+//! `and` takes the most selective condition among its operands, `or` needs one from each
+//! operand and joins them, `not` gives none (except `not null` and `not (absent)`, which mean
+//! "present").
+//!
+//! `EngineConfig::use_index` (`--no-index`) turns the index off; the golden tests run every
+//! case both ways and require identical output.
+
+use std::collections::HashMap;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use serde_json::Value;
+
+use super::matcher::any_scalar;
+use crate::event::{Event, text_of};
+use crate::ir::{Expr, FieldPath, Predicate, Rule, StrKind, fold_case};
+
+/// One way for a rule's condition to hold.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Atom {
+    /// The field has this text (`cased`) or this folded text.
+    Exact {
+        path: FieldPath,
+        value: String,
+        cased: bool,
+    },
+    /// The field's text contains this needle (folded unless `cased`).
+    Needle {
+        path: FieldPath,
+        needle: String,
+        cased: bool,
+    },
+    /// The raw line contains this needle (folded unless `cased`; see the module doc).
+    Keyword { needle: String, cased: bool },
+    /// The field exists.
+    Present(FieldPath),
+}
+
+impl Atom {
+    fn rank(&self) -> u8 {
+        match self {
+            Atom::Exact { .. } => 0,
+            Atom::Needle { .. } => 1,
+            Atom::Keyword { .. } => 2,
+            Atom::Present(_) => 3,
+        }
+    }
+}
+
+/// A necessary condition of an expression.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Need {
+    /// None found: the rule is always a candidate.
+    Always,
+    /// At least one of these holds whenever the expression does (none: it never holds).
+    AnyOf(Vec<Atom>),
+}
+
+impl Need {
+    /// Lower is more selective: the weakest atom first, then the number of atoms.
+    fn cost(&self) -> (u8, usize) {
+        match self {
+            Need::Always => (u8::MAX, usize::MAX),
+            Need::AnyOf(atoms) => (atoms.iter().map(Atom::rank).max().unwrap_or(0), atoms.len()),
+        }
+    }
+}
+
+/// The necessary condition of `expr` (see the module doc).
+pub fn necessary(expr: &Expr) -> Need {
+    match expr {
+        Expr::Const(true) => Need::Always,
+        Expr::Const(false) => Need::AnyOf(Vec::new()),
+        Expr::And(items) => {
+            let mut best = Need::Always;
+            for item in items {
+                let need = necessary(item);
+                if need == Need::AnyOf(Vec::new()) {
+                    return need;
+                }
+                if need.cost() < best.cost() {
+                    best = need;
+                }
+            }
+            best
+        }
+        Expr::Or(items) => {
+            let mut atoms = Vec::new();
+            for item in items {
+                match necessary(item) {
+                    Need::Always => return Need::Always,
+                    Need::AnyOf(more) => atoms.extend(more),
+                }
+            }
+            Need::AnyOf(atoms)
+        }
+        Expr::Not(inner) => match inner.as_ref() {
+            Expr::Field {
+                path,
+                pred: Predicate::Null | Predicate::Exists(false),
+            } => Need::AnyOf(vec![Atom::Present(path.clone())]),
+            _ => Need::Always,
+        },
+        Expr::Field { path, pred } => field_need(path, pred),
+        Expr::Keyword(matcher) => {
+            let safe = match matcher.kind {
+                StrKind::Glob => false,
+                _ => keyword_needle_is_safe(&matcher.needle),
+            };
+            if safe {
+                Need::AnyOf(vec![Atom::Keyword {
+                    needle: matcher.needle.clone(),
+                    cased: matcher.cased,
+                }])
+            } else {
+                Need::Always
+            }
+        }
+    }
+}
+
+fn field_need(path: &FieldPath, pred: &Predicate) -> Need {
+    let present = || Need::AnyOf(vec![Atom::Present(path.clone())]);
+    match pred {
+        // Both hold for an absent field.
+        Predicate::Null | Predicate::Exists(false) => Need::Always,
+        Predicate::Str(matcher) => match matcher.kind {
+            StrKind::Exact => Need::AnyOf(vec![Atom::Exact {
+                path: path.clone(),
+                value: matcher.needle.clone(),
+                cased: matcher.cased,
+            }]),
+            StrKind::Prefix | StrKind::Suffix | StrKind::Contains => {
+                // An empty needle matches any text; a folded non-ASCII needle would need
+                // Unicode folding of the haystack, which the ASCII automaton does not do.
+                if matcher.needle.is_empty() || (!matcher.cased && !matcher.needle.is_ascii()) {
+                    present()
+                } else {
+                    Need::AnyOf(vec![Atom::Needle {
+                        path: path.clone(),
+                        needle: matcher.needle.clone(),
+                        cased: matcher.cased,
+                    }])
+                }
+            }
+            StrKind::Glob => present(),
+        },
+        Predicate::Exists(true)
+        | Predicate::Regex(_)
+        | Predicate::Num { .. }
+        | Predicate::Cidr(_)
+        | Predicate::FieldRef { .. }
+        | Predicate::DatePart { .. } => present(),
+    }
+}
+
+/// Whether a keyword needle found in a value is also found, as is, in the raw line (see the
+/// module doc).
+fn keyword_needle_is_safe(needle: &str) -> bool {
+    !needle.is_empty()
+        && needle
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && !matches!(b, b'"' | b'\\' | b'/'))
+        && needle
+            .bytes()
+            .any(|b| !matches!(b, b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-'))
+}
+
+/// The index over a set of rules (those of one log-source route).
+pub struct RuleIndex {
+    /// Rules with no necessary condition.
+    always: Vec<usize>,
+    exact: Vec<ExactField>,
+    needles: Vec<NeedleField>,
+    keywords_cased: Option<Automaton>,
+    keywords_folded: Option<Automaton>,
+    present: Vec<(FieldPath, Vec<usize>)>,
+}
+
+struct ExactField {
+    path: FieldPath,
+    cased: HashMap<String, Vec<usize>>,
+    folded: HashMap<String, Vec<usize>>,
+}
+
+struct NeedleField {
+    path: FieldPath,
+    cased: Option<Automaton>,
+    folded: Option<Automaton>,
+}
+
+/// Needles, each with the rules it stands for, before they are compiled.
+type NeedleList = Vec<(String, Vec<usize>)>;
+
+/// Needles and, per needle, the rules it stands for.
+struct Automaton {
+    searcher: AhoCorasick,
+    rules: Vec<Vec<usize>>,
+}
+
+impl Automaton {
+    fn build(
+        needles: Vec<(String, Vec<usize>)>,
+        ascii_case_insensitive: bool,
+    ) -> Option<Automaton> {
+        if needles.is_empty() {
+            return None;
+        }
+        let searcher = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::Standard)
+            .ascii_case_insensitive(ascii_case_insensitive)
+            .build(needles.iter().map(|(needle, _)| needle.as_bytes()))
+            .ok()?;
+        Some(Automaton {
+            searcher,
+            rules: needles.into_iter().map(|(_, rules)| rules).collect(),
+        })
+    }
+
+    /// Every rule of every needle found in `haystack`.
+    fn each_rule(&self, haystack: &str, add: &mut dyn FnMut(usize)) {
+        for found in self.searcher.find_overlapping_iter(haystack) {
+            for &rule in &self.rules[found.pattern().as_usize()] {
+                add(rule);
+            }
+        }
+    }
+
+    fn all_rules(&self, add: &mut dyn FnMut(usize)) {
+        for rules in &self.rules {
+            for &rule in rules {
+                add(rule);
+            }
+        }
+    }
+}
+
+/// Per-event scratch of [`RuleIndex::candidates`], reused between events.
+#[derive(Debug, Default)]
+pub struct IndexScratch {
+    /// `marks[rule] == epoch` when the rule is already a candidate of this event.
+    marks: Vec<u32>,
+    epoch: u32,
+}
+
+impl RuleIndex {
+    /// Indexes `rule_ids` (indexes into `rules`).
+    pub fn new(rules: &[Rule], rule_ids: &[usize]) -> RuleIndex {
+        let mut always = Vec::new();
+        let mut exact: Vec<ExactField> = Vec::new();
+        let mut needles: HashMap<FieldPath, [NeedleList; 2]> = HashMap::new();
+        let mut needle_order: Vec<FieldPath> = Vec::new();
+        let mut keywords: [NeedleList; 2] = [Vec::new(), Vec::new()];
+        let mut present: Vec<(FieldPath, Vec<usize>)> = Vec::new();
+        let add_needle =
+            |list: &mut Vec<(String, Vec<usize>)>, needle: &str, rule: usize| match list
+                .iter_mut()
+                .find(|(known, _)| known == needle)
+            {
+                Some((_, rules)) => rules.push(rule),
+                None => list.push((needle.to_string(), vec![rule])),
+            };
+        for &rule in rule_ids {
+            let atoms = match necessary(&rules[rule].expr) {
+                Need::Always => {
+                    always.push(rule);
+                    continue;
+                }
+                Need::AnyOf(atoms) => atoms,
+            };
+            for atom in atoms {
+                match atom {
+                    Atom::Exact { path, value, cased } => {
+                        let field = match exact.iter_mut().position(|field| field.path == path) {
+                            Some(at) => &mut exact[at],
+                            None => {
+                                exact.push(ExactField {
+                                    path,
+                                    cased: HashMap::new(),
+                                    folded: HashMap::new(),
+                                });
+                                let last = exact.len() - 1;
+                                &mut exact[last]
+                            }
+                        };
+                        let map = if cased {
+                            &mut field.cased
+                        } else {
+                            &mut field.folded
+                        };
+                        map.entry(value).or_default().push(rule);
+                    }
+                    Atom::Needle {
+                        path,
+                        needle,
+                        cased,
+                    } => {
+                        if !needles.contains_key(&path) {
+                            needle_order.push(path.clone());
+                        }
+                        let lists = needles.entry(path).or_default();
+                        add_needle(&mut lists[usize::from(!cased)], &needle, rule);
+                    }
+                    Atom::Keyword { needle, cased } => {
+                        add_needle(&mut keywords[usize::from(!cased)], &needle, rule);
+                    }
+                    Atom::Present(path) => {
+                        match present.iter_mut().find(|(known, _)| *known == path) {
+                            Some((_, rules)) => rules.push(rule),
+                            None => present.push((path, vec![rule])),
+                        }
+                    }
+                }
+            }
+        }
+        let needles = needle_order
+            .into_iter()
+            .filter_map(|path| {
+                let [cased, folded] = needles.remove(&path)?;
+                Some(NeedleField {
+                    path,
+                    cased: Automaton::build(cased, false),
+                    folded: Automaton::build(folded, true),
+                })
+            })
+            .collect();
+        let [cased, folded] = keywords;
+        RuleIndex {
+            always,
+            exact,
+            needles,
+            keywords_cased: Automaton::build(cased, false),
+            keywords_folded: Automaton::build(folded, true),
+            present,
+        }
+    }
+
+    /// The candidate rules of `event`, in increasing order, into `out` (cleared first).
+    pub fn candidates(&self, event: &Event<'_>, scratch: &mut IndexScratch, out: &mut Vec<usize>) {
+        out.clear();
+        scratch.epoch = scratch.epoch.wrapping_add(1);
+        if scratch.epoch == 0 {
+            scratch.marks.iter_mut().for_each(|mark| *mark = 0);
+            scratch.epoch = 1;
+        }
+        let epoch = scratch.epoch;
+        let marks = &mut scratch.marks;
+        let mut add = |rule: usize| {
+            if rule >= marks.len() {
+                marks.resize(rule + 1, 0);
+            }
+            if marks[rule] != epoch {
+                marks[rule] = epoch;
+                out.push(rule);
+            }
+        };
+        for &rule in &self.always {
+            add(rule);
+        }
+        for field in &self.exact {
+            event.any_value(&field.path, &mut |value| {
+                any_scalar(value, &mut |scalar| {
+                    exact_lookup(field, scalar, &mut add);
+                    false
+                })
+            });
+        }
+        for field in &self.needles {
+            event.any_value(&field.path, &mut |value| {
+                any_scalar(value, &mut |scalar| {
+                    let Some(text) = text_of(scalar) else {
+                        return false;
+                    };
+                    if let Some(automaton) = &field.cased {
+                        automaton.each_rule(&text, &mut add);
+                    }
+                    if let Some(automaton) = &field.folded {
+                        if text.is_ascii() {
+                            automaton.each_rule(&text, &mut add);
+                        } else {
+                            automaton.all_rules(&mut add);
+                        }
+                    }
+                    false
+                })
+            });
+        }
+        if self.keywords_cased.is_some() || self.keywords_folded.is_some() {
+            let text = event.text();
+            let escaped = event.has_unicode_escape();
+            if let Some(automaton) = &self.keywords_cased {
+                if escaped {
+                    automaton.all_rules(&mut add);
+                } else {
+                    automaton.each_rule(text, &mut add);
+                }
+            }
+            if let Some(automaton) = &self.keywords_folded {
+                if escaped || !text.is_ascii() {
+                    automaton.all_rules(&mut add);
+                } else {
+                    automaton.each_rule(text, &mut add);
+                }
+            }
+        }
+        for (path, rules) in &self.present {
+            if event.exists(path) {
+                for &rule in rules {
+                    add(rule);
+                }
+            }
+        }
+        out.sort_unstable();
+    }
+}
+
+fn exact_lookup(field: &ExactField, scalar: &Value, add: &mut dyn FnMut(usize)) {
+    let Some(text) = text_of(scalar) else {
+        return;
+    };
+    if let Some(rules) = field.cased.get(text.as_ref()) {
+        rules.iter().for_each(|&rule| add(rule));
+    }
+    if !field.folded.is_empty() {
+        let hit = if text.is_ascii() && !text.bytes().any(|b| b.is_ascii_uppercase()) {
+            field.folded.get(text.as_ref())
+        } else {
+            field.folded.get(&fold_case(&text))
+        };
+        if let Some(rules) = hit {
+            rules.iter().for_each(|&rule| add(rule));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{CmpOp, StrMatch};
+
+    fn str_field(path: &str, kind: StrKind, needle: &str, cased: bool) -> Expr {
+        Expr::field(path, Predicate::Str(StrMatch::new(kind, needle, cased)))
+    }
+
+    fn exact(path: &str, value: &str, cased: bool) -> Atom {
+        Atom::Exact {
+            path: FieldPath::new(path),
+            value: value.to_string(),
+            cased,
+        }
+    }
+
+    #[test]
+    fn and_takes_the_most_selective_operand() {
+        let expr = Expr::and(vec![
+            Expr::field("a", Predicate::Exists(true)),
+            str_field("ua", StrKind::Contains, "curl", false),
+            str_field("eventName", StrKind::Exact, "CreateUser", false),
+        ]);
+        assert_eq!(
+            necessary(&expr),
+            Need::AnyOf(vec![exact("eventName", "createuser", false)])
+        );
+    }
+
+    #[test]
+    fn or_joins_and_gives_up_on_an_unconstrained_operand() {
+        let expr = Expr::or(vec![
+            str_field("eventName", StrKind::Exact, "A", true),
+            str_field("ua", StrKind::Prefix, "Boto", false),
+        ]);
+        assert_eq!(
+            necessary(&expr),
+            Need::AnyOf(vec![
+                exact("eventName", "A", true),
+                Atom::Needle {
+                    path: FieldPath::new("ua"),
+                    needle: "boto".to_string(),
+                    cased: false
+                }
+            ])
+        );
+        let open = Expr::or(vec![
+            str_field("eventName", StrKind::Exact, "A", true),
+            Expr::field("errorCode", Predicate::Null),
+        ]);
+        assert_eq!(necessary(&open), Need::Always);
+    }
+
+    #[test]
+    fn not_gives_no_condition_except_not_null() {
+        let negated = Expr::not(str_field("eventName", StrKind::Exact, "A", false));
+        assert_eq!(necessary(&negated), Need::Always);
+        let not_null = Expr::not(Expr::field("errorCode", Predicate::Null));
+        assert_eq!(
+            necessary(&not_null),
+            Need::AnyOf(vec![Atom::Present(FieldPath::new("errorCode"))])
+        );
+        let filtered = Expr::and(vec![
+            str_field("eventName", StrKind::Exact, "A", false),
+            Expr::not(str_field("user", StrKind::Exact, "admin", false)),
+        ]);
+        assert_eq!(
+            necessary(&filtered),
+            Need::AnyOf(vec![exact("eventName", "a", false)])
+        );
+    }
+
+    #[test]
+    fn numeric_null_and_constant_predicates() {
+        let num = Expr::field(
+            "n",
+            Predicate::Num {
+                op: CmpOp::Gt,
+                value: 1.0,
+            },
+        );
+        assert_eq!(
+            necessary(&num),
+            Need::AnyOf(vec![Atom::Present(FieldPath::new("n"))])
+        );
+        assert_eq!(necessary(&Expr::field("n", Predicate::Null)), Need::Always);
+        assert_eq!(
+            necessary(&Expr::field("n", Predicate::Exists(false))),
+            Need::Always
+        );
+        assert_eq!(necessary(&Expr::Const(false)), Need::AnyOf(Vec::new()));
+        assert_eq!(necessary(&Expr::Const(true)), Need::Always);
+    }
+
+    #[test]
+    fn case_insensitive_non_ascii_needles_fall_back_to_presence() {
+        let expr = str_field("a", StrKind::Contains, "ÄRGER", false);
+        assert_eq!(
+            necessary(&expr),
+            Need::AnyOf(vec![Atom::Present(FieldPath::new("a"))])
+        );
+        let cased = str_field("a", StrKind::Contains, "ÄRGER", true);
+        assert!(
+            matches!(&necessary(&cased), Need::AnyOf(atoms) if matches!(atoms[0], Atom::Needle { .. }))
+        );
+    }
+
+    #[test]
+    fn keyword_needles_only_when_the_raw_text_shows_them() {
+        let keyword = |needle: &str| Expr::Keyword(StrMatch::new(StrKind::Contains, needle, false));
+        assert_eq!(
+            necessary(&keyword("Mimikatz")),
+            Need::AnyOf(vec![Atom::Keyword {
+                needle: "mimikatz".to_string(),
+                cased: false
+            }])
+        );
+        // Numbers have another text in the line (`1e1` is 10), quotes and slashes may be
+        // escaped, non-ASCII may be written as `\u` escapes.
+        for needle in ["10", "1.5e+3", "a\"b", "c:/x", "é", ""] {
+            assert_eq!(necessary(&keyword(needle)), Need::Always, "{needle}");
+        }
+    }
+
+    /// Candidates are a superset of the matches, on events built to hit each atom kind.
+    #[test]
+    fn candidates_cover_every_match() {
+        use crate::ir::{LogSource, Meta};
+        let rule = |expr: Expr| Rule {
+            meta: Meta {
+                id: String::new(),
+                name: None,
+                title: String::new(),
+                format: crate::ir::Format::Sigma,
+                severity: crate::ir::Severity::Low,
+                tags: Vec::new(),
+                attack: Default::default(),
+                description: None,
+                references: Vec::new(),
+                fields: Vec::new(),
+                source: crate::ir::SourceLoc {
+                    path: String::new(),
+                    line: None,
+                },
+            },
+            logsource: LogSource::default(),
+            expr,
+            extra: crate::ir::RuleExtra::default(),
+        };
+        let rules = vec![
+            rule(str_field("eventName", StrKind::Exact, "CreateUser", false)),
+            rule(str_field("ua", StrKind::Suffix, "Boto3", true)),
+            rule(Expr::Keyword(StrMatch::new(
+                StrKind::Contains,
+                "secret",
+                false,
+            ))),
+            rule(Expr::field(
+                "n",
+                Predicate::Num {
+                    op: CmpOp::Gt,
+                    value: 1.0,
+                },
+            )),
+            rule(Expr::not(str_field(
+                "eventName",
+                StrKind::Exact,
+                "x",
+                false,
+            ))),
+            rule(str_field("n", StrKind::Exact, "10", false)),
+            rule(str_field("list", StrKind::Exact, "b", false)),
+        ];
+        let ids: Vec<usize> = (0..rules.len()).collect();
+        let index = RuleIndex::new(&rules, &ids);
+        let events = [
+            r#"{"eventName":"CREATEUSER"}"#,
+            r#"{"ua":"aws-cli Boto3"}"#,
+            r#"{"ua":"aws-cli boto3"}"#,
+            r#"{"x":{"y":["TopSecret"]}}"#,
+            r#"{"x":"\u0053ecret"}"#,
+            r#"{"n":1e1}"#,
+            r#"{"list":["a","B"]}"#,
+            r#"{}"#,
+        ];
+        let mut scratch = IndexScratch::default();
+        let mut out = Vec::new();
+        for text in events {
+            let event = Event::parse(text).unwrap();
+            index.candidates(&event, &mut scratch, &mut out);
+            let matched: Vec<usize> = ids
+                .iter()
+                .copied()
+                .filter(|&id| super::super::matcher::matches(&rules[id].expr, &event))
+                .collect();
+            for id in &matched {
+                assert!(
+                    out.contains(id),
+                    "{text}: rule {id} matched but not a candidate {out:?}"
+                );
+            }
+            // The index does filter: the negated rule is always there, others only on a hit.
+            assert!(out.len() < rules.len(), "{text}: {out:?}");
+        }
+    }
+}
