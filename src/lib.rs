@@ -23,5 +23,7 @@ pub mod enrich;
 pub mod eval;
 pub mod event;
 pub mod ir;
+pub mod panther_rt;
 pub mod protocol;
+pub mod python;
 pub mod rules;

@@ -119,6 +119,7 @@ fn run_case(dir: &Path, use_index: bool) -> (String, String) {
     let mut config = case_config(dir);
     config.engine.use_index = use_index;
     let mut loader = Loader::new(config.options);
+    loader.set_source_dir(dir);
     for file in sorted_entries(dir) {
         let name = file.file_name().unwrap().to_string_lossy().to_string();
         if name.ends_with(".yml") || name.ends_with(".yaml") || name.ends_with(".toml") {

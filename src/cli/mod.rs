@@ -17,6 +17,7 @@
 mod check;
 mod rules_cmd;
 mod run;
+mod test;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -40,7 +41,7 @@ pub const EXIT_FATAL: u8 = 2;
 const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success, including a closed stdout (EPIPE) and SIGTERM/SIGINT
-  1  `vigil check` found error diagnostics
+  1  `vigil check` found error diagnostics; `vigil test` had a failing test or invalid rule
   2  usage error or fatal error (bad flag value, unreadable --rules path or --placeholders
      file, --strict with error diagnostics, I/O failure)";
 
@@ -64,6 +65,8 @@ pub struct Cli {
     run: RunArgs,
 }
 
+// Parsed once at startup: the size of the largest variant costs nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Filter NDJSON events from stdin to stdout, enriched with the rules they match (default).
@@ -76,6 +79,27 @@ enum Command {
     /// severity, type, title, ATT&CK tactics and techniques).
     #[command(after_help = EXIT_CODES_HELP)]
     Rules(RulesArgs),
+    /// Run the tests rules carry (Panther `Tests:`, Sigma `tests:`); print each failure and
+    /// a summary; exit 1 on any failed test or rule that did not load.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Test(TestArgs),
+}
+
+#[derive(Debug, Args)]
+struct TestArgs {
+    /// Rule files or directories; without any, the embedded default pack.
+    #[arg(value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Print one JSON object per test instead of the failures and a summary.
+    #[arg(long)]
+    json: bool,
+    /// NDJSON file of extra test cases, one `{"rule_id", "test_name", "expected", "log",
+    /// "mocks"}` per line (the shape of Panther test exports). Repeatable.
+    #[arg(long = "cases", value_name = "FILE")]
+    cases: Vec<PathBuf>,
+    /// Evaluation steps one call of a Python rule function may take.
+    #[arg(long, value_name = "N", default_value_t = crate::eval::script::ScriptConfig::default().step_budget)]
+    step_budget: u64,
 }
 
 /// Where rules come from; shared by `run` and `rules`.
@@ -122,6 +146,26 @@ struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_entries,
           value_parser = parse_positive)]
     max_entries: usize,
+    /// Evaluation steps one call of a Panther Python rule function may take; a `rule()` that
+    /// runs out is counted (`--stats`: script.budget_overruns) and does not match.
+    #[arg(long, value_name = "N", default_value_t = crate::eval::script::ScriptConfig::default().step_budget,
+          value_parser = parse_positive_u64)]
+    step_budget: u64,
+    /// Most keys of the Panther caching helpers' state (string sets, counters); the least
+    /// recently used key is evicted beyond it.
+    #[arg(long, value_name = "N", default_value_t = crate::panther_rt::kv::KvLimits::default().max_keys,
+          value_parser = parse_positive)]
+    max_kv_keys: usize,
+    /// Most bytes of keys and string-set members in that state; least recently used keys are
+    /// evicted beyond it.
+    #[arg(long, value_name = "N", default_value_t = crate::panther_rt::kv::KvLimits::default().max_bytes,
+          value_parser = parse_positive)]
+    max_kv_bytes: usize,
+    /// Most live (rule, dedup string) counters of rules with a `Threshold`; the least recently
+    /// used is evicted beyond it.
+    #[arg(long, value_name = "N", default_value_t = crate::eval::script::ScriptConfig::default().max_threshold_keys,
+          value_parser = parse_positive)]
+    max_threshold_keys: usize,
     /// Top-level key of the enrichment added to matching events (and of the error marker).
     #[arg(long, value_name = "NAME", default_value = "vigil", value_parser = parse_field_name)]
     field: String,
@@ -221,6 +265,7 @@ pub fn main() -> ExitCode {
         Some(Command::Run(args)) => run::run(*args),
         Some(Command::Check(args)) => check::check(args),
         Some(Command::Rules(args)) => rules_cmd::rules(args),
+        Some(Command::Test(args)) => test::test(args),
     };
     ExitCode::from(code)
 }
@@ -321,6 +366,14 @@ fn parse_payload(text: &str) -> Result<PayloadFields, String> {
 
 fn parse_positive(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_string()),
+        Ok(n) => Ok(n),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+fn parse_positive_u64(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
         Ok(0) => Err("must be at least 1".to_string()),
         Ok(n) => Ok(n),
         Err(err) => Err(err.to_string()),
@@ -445,6 +498,14 @@ mod tests {
         assert!(parse(&["--max-group-entries", "ten"]).is_err());
         assert!(parse(&["--field", ""]).is_err());
         assert!(parse(&["--field", "message"]).is_err());
+        assert_eq!(cli.run.step_budget, 100_000);
+        assert!(parse(&["--step-budget", "0"]).is_err());
+        assert!(parse(&["--max-kv-keys", "0"]).is_err());
+        assert!(parse(&["--max-threshold-keys", "x"]).is_err());
+        let cli = parse(&["test", "--json", "--cases", "c.ndjson", "r"]).unwrap();
+        assert!(
+            matches!(cli.command, Some(Command::Test(ref args)) if args.json && args.cases.len() == 1)
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `vigil rules`: list the loaded rules and correlations, one per line, tab-separated:
 //! `id  format  severity  type  title  attack`, where `type` is `rule` or the correlation type
 //! and `attack` is the ATT&CK tactics then techniques, comma-separated (`-` when none).
-//! With `--ir`, each rule is followed by its logic in the IR notation, indented by 4 spaces.
+//! With `--ir`, each rule is followed by its logic in the IR notation, indented by 4 spaces
+//! (a native predicate, e.g. Panther Python, is shown as `<python rule() in FILE>`).
 //!
 //! Load diagnostics go to stderr as plain text; they are not fatal here.
 
@@ -28,7 +29,21 @@ pub(super) fn rules(args: RulesArgs) -> u8 {
     for rule in engine.rules() {
         text.push_str(&line(&rule.meta, "rule"));
         if args.ir {
-            text.push_str(&format!("    {}\n", rule.expr));
+            // A native predicate runs after the expression holds: both must.
+            match &rule.extra.native {
+                Some(native) => {
+                    text.push_str(&format!("    {} and <{}>\n", rule.expr, native.description));
+                    let lowered = native
+                        .body
+                        .as_any()
+                        .downcast_ref::<crate::panther_rt::PantherScript>()
+                        .and_then(|script| script.lowered_rule());
+                    if let Some(lowered) = lowered {
+                        text.push_str(&format!("    lowered: {lowered}\n"));
+                    }
+                }
+                None => text.push_str(&format!("    {}\n", rule.expr)),
+            }
         }
     }
     for corr in engine.correlations() {

@@ -28,6 +28,14 @@ pub(super) fn run(args: RunArgs) -> u8 {
         max_entries: args.max_entries,
     });
     config.stream_logsource = args.logsource.clone();
+    config.script = crate::eval::script::ScriptConfig {
+        step_budget: args.step_budget,
+        kv: crate::panther_rt::kv::KvLimits {
+            max_keys: args.max_kv_keys,
+            max_bytes: args.max_kv_bytes,
+        },
+        max_threshold_keys: args.max_threshold_keys,
+    };
     config.use_index = !args.no_index;
     if !args.time_fields.is_empty() {
         config.time_fields = args.time_fields.iter().map(|f| FieldPath::new(f)).collect();
@@ -131,6 +139,15 @@ fn stats(processor: &Processor, summary: &RunSummary, elapsed_secs: f64) -> Valu
         .filter(|(hits, _)| **hits > 0)
         .map(|(hits, corr)| (corr.meta.id.clone(), (*hits).into()))
         .collect();
+    let script_stats = engine.script_stats();
+    let per_rule = |counts: &[u64]| -> Map<String, Value> {
+        counts
+            .iter()
+            .zip(engine.rules())
+            .filter(|(count, _)| **count > 0)
+            .map(|(count, rule)| (rule.meta.id.clone(), (*count).into()))
+            .collect()
+    };
     let per_sec = |n: f64| {
         if elapsed_secs > 0.0 {
             n / elapsed_secs
@@ -164,6 +181,16 @@ fn stats(processor: &Processor, summary: &RunSummary, elapsed_secs: f64) -> Valu
             "evicted_groups": engine_stats.correlation.evicted_groups,
             "dropped_entries": engine_stats.correlation.dropped_entries,
             "late_events": engine_stats.correlation.late_events,
+        },
+        "script": {
+            "budget_overruns": per_rule(&script_stats.budget_overruns),
+            "runtime_errors": per_rule(&script_stats.runtime_errors),
+            "kv_live_keys": script_stats.kv.live_keys,
+            "kv_live_bytes": script_stats.kv.live_bytes,
+            "kv_evicted_keys": script_stats.kv.evicted_keys,
+            "kv_truncated_values": script_stats.kv.truncated_values,
+            "threshold_keys": script_stats.threshold_keys,
+            "threshold_evictions": script_stats.threshold_evictions,
         },
         "time_fallbacks": engine_stats.time_fallbacks,
         "future_times": engine_stats.future_times,

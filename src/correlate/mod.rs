@@ -79,6 +79,7 @@
 //!   `event_count` whose threshold exceeds the cap can never fire and is warned about.
 
 mod state;
+pub mod threshold;
 mod window;
 
 use std::borrow::Cow;
@@ -200,10 +201,14 @@ struct Input {
     /// Position in the correlation's (deduplicated) `rules` list: the stage.
     stage: u32,
     group_fields: Vec<GroupSource>,
+    /// The base rule this input is fed by (`None` for a correlation), whose match context
+    /// `p_alert_context.*` group fields read.
+    rule: Option<usize>,
 }
 
-/// Where one group-by value comes from: a field, or a value the query computed from the
-/// event (an ES|QL `EVAL`/`DISSECT`/`GROK` column, [`Correlation::computed`]).
+/// Where one group-by value comes from: a field (of the event, or of the feeding rule's match
+/// context for `p_alert_context.*`), or a value the query computed from the event (an ES|QL
+/// `EVAL`/`DISSECT`/`GROK` column, [`Correlation::computed`]).
 #[derive(Clone, Debug)]
 enum GroupSource {
     Field(FieldPath),
@@ -212,9 +217,13 @@ enum GroupSource {
 
 impl GroupSource {
     /// The group-by value of `event` as text; `None` when missing (or null).
-    fn text<'e>(&self, event: &'e Event<'_>) -> Option<Cow<'e, str>> {
+    fn text<'e>(
+        &self,
+        event: &'e Event<'_>,
+        context: Option<&'e serde_json::Value>,
+    ) -> Option<Cow<'e, str>> {
         match self {
-            GroupSource::Field(field) => event.first(field).and_then(text_of),
+            GroupSource::Field(field) => group_value(field, event, context).and_then(text_of),
             GroupSource::Computed(value) => {
                 crate::eval::value::eval_text(value, event).map(Cow::Owned)
             }
@@ -288,6 +297,10 @@ impl Correlator {
                 inputs.push(Input {
                     stage: stage as u32,
                     group_fields,
+                    rule: match *target {
+                        Target::Rule(idx) => Some(idx),
+                        Target::Correlation(_) => None,
+                    },
                 });
                 let slot = match *target {
                     Target::Rule(idx) => {
@@ -439,6 +452,20 @@ impl Correlator {
         matched_rules: &[usize],
         out: &mut Vec<CorrelationHit>,
     ) {
+        self.observe_with_context(event, time_ms, matched_rules, &|_| None, out);
+    }
+
+    /// Like [`Correlator::observe`], with the context each matched rule produced (Panther
+    /// `alert_context()` output): a group field `p_alert_context.<path>` is read from the
+    /// context of the rule that fed the entry, never from the event.
+    pub fn observe_with_context<'v>(
+        &mut self,
+        event: &'v Event<'_>,
+        time_ms: i64,
+        matched_rules: &[usize],
+        context: &dyn Fn(usize) -> Option<&'v serde_json::Value>,
+        out: &mut Vec<CorrelationHit>,
+    ) {
         self.work.clear();
         self.fired_groups.clear();
         self.fed_forward.clear();
@@ -460,7 +487,8 @@ impl Correlator {
             }
             last = Some(item);
             let (_, corr, input) = item;
-            let Some(hit) = self.feed(corr, input, event, time_ms) else {
+            let rule_context = self.linked[corr].inputs[input].rule.and_then(context);
+            let Some(hit) = self.feed(corr, input, event, rule_context, time_ms) else {
                 continue;
             };
             out.push(hit);
@@ -489,11 +517,12 @@ impl Correlator {
     }
 
     /// Adds one match to its group and evaluates the condition.
-    fn feed(
+    fn feed<'v>(
         &mut self,
         corr: usize,
         input: usize,
-        event: &Event<'_>,
+        event: &'v Event<'_>,
+        context: Option<&'v serde_json::Value>,
         time_ms: i64,
     ) -> Option<CorrelationHit> {
         match self.linked[corr].special {
@@ -510,7 +539,7 @@ impl Correlator {
         let correlation = &self.correlations[corr];
         let datum = match (linked.aggregate, &linked.value_field) {
             (Aggregate::ValueCount, Some(field)) => {
-                Datum::Hash(self.hasher.hash_one(field.text(event)?))
+                Datum::Hash(self.hasher.hash_one(field.text(event, context)?))
             }
             (
                 Aggregate::Sum | Aggregate::Avg | Aggregate::Percentile(_),
@@ -526,7 +555,14 @@ impl Correlator {
         };
         let stage = linked.inputs[input].stage;
         let group_fields = &linked.inputs[input].group_fields;
-        encode_key(&mut self.key, corr, group_fields, event, &self.hasher);
+        encode_key(
+            &mut self.key,
+            corr,
+            group_fields,
+            event,
+            context,
+            &self.hasher,
+        );
         let entry = Entry {
             time_ms,
             stage,
@@ -561,7 +597,7 @@ impl Correlator {
             .iter()
             .zip(group_fields)
             .map(|(name, field)| {
-                let value = field.text(event);
+                let value = field.text(event, context);
                 (name.clone(), value.map(Cow::into_owned).unwrap_or_default())
             })
             .collect();
@@ -592,12 +628,12 @@ impl Correlator {
     ) -> Option<CorrelationHit> {
         let history_ms = self.correlations[corr].timespan_ms;
         let group_fields = &self.linked[corr].inputs[input].group_fields;
-        if group_fields.iter().any(|field| field.text(event).is_none()) {
+        if group_fields.iter().any(|field| field.text(event, None).is_none()) {
             return None;
         }
         let started = self.started_ms[corr].map_or(time_ms, |start| start.min(time_ms));
         self.started_ms[corr] = Some(started);
-        encode_key(&mut self.key, corr, group_fields, event, &self.hasher);
+        encode_key(&mut self.key, corr, group_fields, event, None, &self.hasher);
         let last_seen = self.store.window(&self.key).and_then(|w| w.newest_ms());
         let fresh = match last_seen {
             None => true,
@@ -650,6 +686,7 @@ impl Correlator {
                 corr,
                 &self.linked[corr].inputs[input].group_fields,
                 event,
+                None,
                 &self.hasher,
             );
             if has_until && stage == n_stages {
@@ -714,7 +751,8 @@ impl Correlator {
             .iter()
             .zip(&self.linked[corr].inputs[input].group_fields)
             .map(|(name, field)| {
-                let value = field.text(event);
+                // Only sequences (Elastic EQL) come here, and they read no match context.
+                let value = field.text(event, None);
                 (name.clone(), value.map(Cow::into_owned).unwrap_or_default())
             })
             .collect()
@@ -729,18 +767,19 @@ const MAX_KEY_VALUE_BYTES: usize = 128;
 /// value, length-prefixed (`+5:alice`) or `-` when missing, so that no two groups share a
 /// key (a missing field differs from an empty string) and no allocation is needed to look
 /// up a group that exists. Values over [`MAX_KEY_VALUE_BYTES`] are written as a keyed hash.
-fn encode_key(
+fn encode_key<'v>(
     key: &mut String,
     corr: usize,
     fields: &[GroupSource],
-    event: &Event<'_>,
+    event: &'v Event<'_>,
+    context: Option<&'v serde_json::Value>,
     hasher: &RandomState,
 ) {
     use std::fmt::Write;
     key.clear();
     let _ = write!(key, "{corr}/");
     for field in fields {
-        let Some(text) = field.text(event) else {
+        let Some(text) = field.text(event, context) else {
             key.push('-');
             continue;
         };
@@ -749,6 +788,29 @@ fn encode_key(
         } else {
             let _ = write!(key, "+{}:{text}", text.len());
         }
+    }
+}
+
+/// The prefix of group fields read from a match's context (Panther's name for the
+/// `alert_context()` output attached to an alert).
+pub const CONTEXT_PREFIX: &str = "p_alert_context";
+
+/// The value of a group field: `p_alert_context.<path>` walks the match's context (absent
+/// without one), any other path reads the event.
+fn group_value<'v>(
+    field: &FieldPath,
+    event: &'v Event<'_>,
+    context: Option<&'v serde_json::Value>,
+) -> Option<&'v serde_json::Value> {
+    match field.segments.split_first() {
+        Some((head, rest)) if head == CONTEXT_PREFIX && !rest.is_empty() => {
+            let mut value = context?;
+            for segment in rest {
+                value = value.get(segment.as_str())?;
+            }
+            (!value.is_null()).then_some(value)
+        }
+        _ => event.first(field),
     }
 }
 

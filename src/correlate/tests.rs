@@ -34,6 +34,7 @@ fn rule(id: &str, name: Option<&str>) -> Rule {
         meta: meta(id, name),
         logsource: LogSource::default(),
         expr: Expr::Const(true),
+        extra: crate::ir::RuleExtra::default(),
     }
 }
 

@@ -8,7 +8,10 @@
 //! ```text
 //! "vigil": {
 //!   "severity": "high",            // highest among alerting entries; absent when none alerts
-//!   "matches": [{"id", "title", "format", "severity", "alert", "tactics", "techniques", "tags"}],
+//!   "matches": [{"id", "title", "format", "severity", "alert", "tactics", "techniques", "tags",
+//!                "context", "dedup", "count"}],   // the last three only when the rule has them:
+//!                // context = Panther alert_context(), dedup = the dedup string, count = matches
+//!                // towards the rule's threshold (alert is false until it is reached)
 //!   "correlations": [{"id", "title", "type", "severity", "alert", "group", "count" | "value", "window",
 //!                     "first_seen", "rules", "tactics", "techniques"}],
 //!   "tactics": [...], "techniques": [...]   // union of the entries above, sorted, deduplicated
@@ -43,6 +46,12 @@ struct MatchEntry<'a> {
     tactics: &'a [String],
     techniques: &'a [String],
     tags: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    context: Option<&'a serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dedup: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    count: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -85,9 +94,14 @@ pub fn write_enrichment(engine: &Engine, detections: &Detections, out: &mut Vec<
     let mut matches = Vec::with_capacity(detections.matches.len());
     for &idx in &detections.matches {
         let rule = &engine.rules()[idx];
-        let alert = engine.alerts(idx);
+        let output = detections.output(idx);
+        let alert = engine.alerts(idx) && output.and_then(|o| o.alert) != Some(false);
+        let rule_severity = output
+            .and_then(|o| o.severity)
+            .unwrap_or(rule.meta.severity);
         collect(
             &rule.meta,
+            rule_severity,
             alert,
             &mut severity,
             &mut tactics,
@@ -95,13 +109,18 @@ pub fn write_enrichment(engine: &Engine, detections: &Detections, out: &mut Vec<
         );
         matches.push(MatchEntry {
             id: &rule.meta.id,
-            title: &rule.meta.title,
+            title: output
+                .and_then(|o| o.title.as_deref())
+                .unwrap_or(&rule.meta.title),
             format: rule.meta.format.as_str(),
-            severity: rule.meta.severity.as_str(),
+            severity: rule_severity.as_str(),
             alert,
             tactics: &rule.meta.attack.tactics,
             techniques: &rule.meta.attack.techniques,
             tags: &rule.meta.tags,
+            context: output.and_then(|o| o.context.as_ref()),
+            dedup: output.and_then(|o| o.dedup.as_deref()),
+            count: output.and_then(|o| o.threshold_count),
         });
     }
     let mut correlations = Vec::with_capacity(detections.correlations.len());
@@ -109,6 +128,7 @@ pub fn write_enrichment(engine: &Engine, detections: &Detections, out: &mut Vec<
         let corr = &engine.correlations()[hit.correlation];
         collect(
             &corr.meta,
+            corr.meta.severity,
             engine.correlation_alerts(hit.correlation),
             &mut severity,
             &mut tactics,
@@ -134,13 +154,14 @@ pub fn write_enrichment(engine: &Engine, detections: &Detections, out: &mut Vec<
 /// Adds one entry's severity (when it alerts) and ATT&CK ids to the record-level summary.
 fn collect<'a>(
     meta: &'a Meta,
+    entry_severity: Severity,
     alert: bool,
     severity: &mut Option<Severity>,
     tactics: &mut Vec<&'a str>,
     techniques: &mut Vec<&'a str>,
 ) {
     if alert {
-        *severity = (*severity).max(Some(meta.severity));
+        *severity = (*severity).max(Some(entry_severity));
     }
     tactics.extend(meta.attack.tactics.iter().map(String::as_str));
     techniques.extend(meta.attack.techniques.iter().map(String::as_str));

@@ -685,6 +685,7 @@ mod tests {
             },
             logsource: LogSource::default(),
             expr,
+            extra: crate::ir::RuleExtra::default(),
         };
         let rules = vec![
             rule(str_field("eventName", StrKind::Exact, "CreateUser", false)),

@@ -4,6 +4,7 @@
 
 pub mod index;
 pub mod matcher;
+pub mod script;
 pub mod time;
 pub mod value;
 
@@ -23,6 +24,8 @@ pub struct EngineConfig {
     /// Fields tried in order for event time (`--time-field`, or [`time::DEFAULT_TIME_FIELDS`]).
     pub time_fields: Vec<FieldPath>,
     pub limits: Limits,
+    /// Native rule code and thresholds (`script::ScriptHook`).
+    pub script: script::ScriptConfig,
     /// Evaluate only the candidates of the rule index ([`index`]); off (`--no-index`) every
     /// rule of the event's source is evaluated. The answers are the same either way.
     pub use_index: bool,
@@ -37,6 +40,7 @@ impl EngineConfig {
                 .map(|field| FieldPath::new(field))
                 .collect(),
             limits,
+            script: script::ScriptConfig::default(),
             use_index: true,
         }
     }
@@ -48,12 +52,20 @@ pub struct Detections {
     /// Indexes into [`Engine::rules`] of every rule that matched, alerting or not.
     pub matches: Vec<usize>,
     pub correlations: Vec<CorrelationHit>,
+    /// Per-match fields of rules with native code or a threshold (title, context, ...).
+    pub outputs: Vec<script::MatchOutput>,
 }
 
 impl Detections {
     pub fn clear(&mut self) {
         self.matches.clear();
         self.correlations.clear();
+        self.outputs.clear();
+    }
+
+    /// The output of rule `idx`'s match on this event, when it has one.
+    pub fn output(&self, idx: usize) -> Option<&script::MatchOutput> {
+        self.outputs.iter().find(|output| output.rule == idx)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -86,6 +98,9 @@ pub struct Engine {
     config: EngineConfig,
     scratch: MatchScratch,
     stats: EngineStats,
+    /// Native rule code (Panther `rule()` and its outputs), key-value helper state and
+    /// thresholds: stateful, so run in arrival order by [`Engine::observe`].
+    script: script::ScriptHook,
 }
 
 /// The stateless half of the engine: which rules an event matches. It is `Sync` and used
@@ -119,13 +134,16 @@ impl Engine {
         for idx in correlator.silenced_rules() {
             alert[idx] = false;
         }
+        for (idx, rule) in set.rules.iter().enumerate() {
+            alert[idx] &= !rule.extra.silent;
+        }
         let cloudtrail = LogSource::new(Some("aws"), Some("cloudtrail"), None);
         let stream = config.stream_logsource.clone().unwrap_or_default();
         let admitted = |admits: &dyn Fn(&LogSource) -> bool| -> Vec<usize> {
             set.rules
                 .iter()
                 .enumerate()
-                .filter(|(_, rule)| admits(&rule.logsource))
+                .filter(|(_, rule)| !rule.extra.disabled && admits(&rule.logsource))
                 .map(|(idx, _)| idx)
                 .collect()
         };
@@ -136,6 +154,7 @@ impl Engine {
             correlation_hits: vec![0; set.correlations.len()],
             ..EngineStats::default()
         };
+        let script = script::ScriptHook::new(set.rules.len(), config.script);
         let (cloudtrail_index, stream_index) = if config.use_index {
             (
                 Some(RuleIndex::new(&set.rules, &cloudtrail_rules)),
@@ -157,6 +176,7 @@ impl Engine {
             config,
             scratch: MatchScratch::default(),
             stats,
+            script,
         };
         (engine, diagnostics)
     }
@@ -218,9 +238,21 @@ impl Engine {
     /// The ordered, stateful half of [`Engine::evaluate`]: counts the matches in
     /// `out.matches` (from [`Engine::match_rules`] on the same event) and feeds them to the
     /// correlations, in arrival order.
+    ///
+    /// Rules with native code or a threshold are confirmed here rather than by the matcher:
+    /// their runtime keeps state (key-value helpers, threshold counts), which must see the
+    /// events in arrival order whatever the number of matching threads.
     pub fn observe(&mut self, event: &Event<'_>, arrival_ms: i64, out: &mut Detections) {
         out.correlations.clear();
+        out.outputs.clear();
         self.stats.events += 1;
+        let rules = &self.matcher.rules;
+        let script = &mut self.script;
+        let time_fields = &self.config.time_fields;
+        let outputs = &mut out.outputs;
+        out.matches.retain(|&idx| {
+            script.confirm(idx, &rules[idx], event, arrival_ms, time_fields, outputs)
+        });
         if event.is_broken() {
             out.clear();
             return;
@@ -249,13 +281,30 @@ impl Engine {
                 }
             };
             if let Some(time_ms) = time_ms {
-                self.correlator
-                    .observe(event, time_ms, &out.matches, &mut out.correlations);
+                let outputs = &out.outputs;
+                let context = |rule: usize| {
+                    outputs
+                        .iter()
+                        .find(|output| output.rule == rule)
+                        .and_then(|output| output.context.as_ref())
+                };
+                self.correlator.observe_with_context(
+                    event,
+                    time_ms,
+                    &out.matches,
+                    &context,
+                    &mut out.correlations,
+                );
             }
             for hit in &out.correlations {
                 self.stats.correlation_hits[hit.correlation] += 1;
             }
         }
+    }
+
+    /// Budget overruns, runtime errors and state of native rules and thresholds.
+    pub fn script_stats(&self) -> script::ScriptStats {
+        self.script.stats()
     }
 
     pub fn stats(&self) -> EngineStats {

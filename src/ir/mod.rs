@@ -199,6 +199,68 @@ pub struct Rule {
     pub meta: Meta,
     pub logsource: LogSource,
     pub expr: Expr,
+    /// What only some formats use (native code, thresholds, embedded tests); all empty for a
+    /// plain Sigma rule.
+    pub extra: RuleExtra,
+}
+
+/// The parts of a rule beyond `expr` that some formats have. Defaults mean "none": enabled,
+/// alerting, no native predicate, no threshold, no tests.
+#[derive(Clone, Debug, Default)]
+pub struct RuleExtra {
+    /// Loaded but not run by the engine (Panther `Enabled: false`); its tests still run.
+    pub disabled: bool,
+    /// A match never alerts on its own (Panther `CreateAlert: false`: a signal for correlations).
+    pub silent: bool,
+    /// Code the IR cannot express, run after `expr` holds; the rule matches when both do.
+    pub native: Option<Native>,
+    /// Alert only once this many matches share a dedup string within a period.
+    pub threshold: Option<Threshold>,
+    /// Compliance references that are not ATT&CK (`CIS:3.5`), as `framework:id`.
+    pub compliance: Vec<String>,
+    /// Examples carried by the rule, run by `vigil test`.
+    pub tests: Vec<RuleTest>,
+}
+
+/// A rule that alerts once `count` matches with the same dedup string fall within `period_ms`
+/// (event time) of the first of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Threshold {
+    pub count: u64,
+    pub period_ms: i64,
+}
+
+/// An opaque predicate in a rule language the IR cannot express (Panther's Python), with a
+/// printable description. The engine hands it to the runtime that knows its concrete type
+/// (`as_any` downcast); the IR, the index and the printer only ever see the description.
+#[derive(Clone)]
+pub struct Native {
+    /// How the rule's logic is shown (`python rule() in x.py`).
+    pub description: String,
+    pub body: std::sync::Arc<dyn NativeBody>,
+}
+
+impl fmt::Debug for Native {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Native({})", self.description)
+    }
+}
+
+/// The runtime object behind a [`Native`].
+pub trait NativeBody: Send + Sync + 'static {
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+/// One example event carried by a rule, with the answer it must give.
+#[derive(Clone, Debug)]
+pub struct RuleTest {
+    pub name: String,
+    pub expected: bool,
+    pub event: serde_json::Value,
+    /// Names patched for this test (Panther `Mocks`: module-level functions and constants),
+    /// each with its return value or constant.
+    pub mocks: Vec<(String, serde_json::Value)>,
+    pub line: Option<u32>,
 }
 
 /// A dotted field path. Lookup first tries `raw` as one literal key of the top-level object
@@ -647,6 +709,26 @@ impl Condition {
             .iter()
             .all(|(op, bound)| op.holds(value, *bound))
     }
+}
+
+/// An example for a correlation: base-rule matches (as the rule outputs they would be) and
+/// whether the correlation must fire on them (Panther `RuleOutputs` tests).
+#[derive(Clone, Debug)]
+pub struct CorrelationTest {
+    pub name: String,
+    pub expected: bool,
+    pub matches: Vec<SyntheticMatch>,
+    pub line: Option<u32>,
+}
+
+/// One base-rule match of a [`CorrelationTest`]: rule `rule` matched at `time_ms` with `value`
+/// at `field` (a `p_alert_context.*` field is the match's context, any other the event's).
+#[derive(Clone, Debug)]
+pub struct SyntheticMatch {
+    pub rule: String,
+    pub field: FieldPath,
+    pub value: serde_json::Value,
+    pub time_ms: i64,
 }
 
 /// Everything the loaders produced from a set of sources.

@@ -6,6 +6,8 @@
 
 pub mod default_pack;
 pub mod elastic;
+pub mod panther;
+pub mod rule_tests;
 pub mod sigma;
 pub mod yaml;
 
@@ -31,6 +33,29 @@ pub struct Loaded {
     pub files: usize,
     /// Sigma filters collected while loading; applied by [`Loader::finish`].
     pub(crate) sigma_filters: Vec<sigma::Filter>,
+    /// Rules that could not be loaded but carry tests: `vigil test` reports each of those
+    /// tests as failed with the reason.
+    pub failed_tests: Vec<FailedRule>,
+    /// Correlations that carry tests, disabled ones included (their tests still run).
+    pub correlation_tests: Vec<CorrelationTests>,
+}
+
+/// A correlation with its tests.
+#[derive(Clone, Debug)]
+pub struct CorrelationTests {
+    pub correlation: crate::ir::Correlation,
+    pub tests: Vec<crate::ir::CorrelationTest>,
+}
+
+/// A rule the loader could not take, with the tests it carries.
+#[derive(Clone, Debug)]
+pub struct FailedRule {
+    pub rule_id: String,
+    /// The diagnostic, rendered (`path:line: error[code] rule id: reason`).
+    pub reason: String,
+    /// `error[unsupported]` rather than a broken spec.
+    pub unsupported: bool,
+    pub tests: Vec<crate::ir::RuleTest>,
 }
 
 impl Loaded {
@@ -43,6 +68,9 @@ impl Loaded {
 pub struct Loader {
     options: LoadOptions,
     loaded: Loaded,
+    /// Where files a source refers to (a Panther spec's `Filename:` module) are read from
+    /// when the source's own path does not say (see [`Loader::set_source_dir`]).
+    source_dir: Option<PathBuf>,
 }
 
 impl Loader {
@@ -50,6 +78,7 @@ impl Loader {
         Loader {
             options,
             loaded: Loaded::default(),
+            source_dir: None,
         }
     }
 
@@ -57,6 +86,10 @@ impl Loader {
     pub fn add_source(&mut self, path: &str, text: &str) {
         self.loaded.files += 1;
         match extension(path) {
+            // A Panther spec has a top-level `AnalysisType:`; any other YAML is Sigma.
+            Some("yml" | "yaml") if panther::is_panther(text) => {
+                panther::load(path, text, self.source_dir.as_deref(), &mut self.loaded)
+            }
             Some("yml" | "yaml") => sigma::load(path, text, &self.options, &mut self.loaded),
             Some("toml") => elastic::load(path, text, &mut self.loaded),
             _ => self.loaded.diagnostics.push(Diagnostic::error(
@@ -68,6 +101,12 @@ impl Loader {
                 "unknown rule file type (expected .yml, .yaml or .toml)",
             )),
         }
+    }
+
+    /// Makes [`Loader::add_source`] read the files a source refers to (a Panther module) from
+    /// `dir`, for sources whose path is only a display name.
+    pub fn set_source_dir(&mut self, dir: &Path) {
+        self.source_dir = Some(dir.to_path_buf());
     }
 
     /// Loads a file, or every rule file under a directory (recursively, in name order).
@@ -217,6 +256,28 @@ mod tests {
         assert_eq!(rendered.len(), 2, "{rendered:?}");
         assert!(rendered[0].starts_with("b.yml:1: error[duplicate-id] rule same:"));
         assert!(rendered[1].starts_with("c.yml:1: error[duplicate-id] rule same:"));
+    }
+
+    #[test]
+    fn panther_and_sigma_load_side_by_side() {
+        let mut loader = Loader::new(LoadOptions::default());
+        loader.add_source("sigma.yml", RULE);
+        loader.add_source(
+            "panther.yml",
+            "AnalysisType: rule\nRuleID: P.One\nSeverity: Info\nLogTypes: [AWS.CloudTrail]\nDetection:\n  - Key: eventName\n    Condition: Exists\n",
+        );
+        let loaded = loader.finish();
+        assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
+        let formats: Vec<crate::ir::Format> = loaded
+            .set
+            .rules
+            .iter()
+            .map(|rule| rule.meta.format)
+            .collect();
+        assert_eq!(
+            formats,
+            [crate::ir::Format::Sigma, crate::ir::Format::Panther]
+        );
     }
 
     #[test]

@@ -399,6 +399,7 @@ fn load_rule(file: &File<'_>, rule: &toml::Table) -> Result<Lowered, Diagnostic>
                 meta,
                 logsource,
                 expr: kql_query()?,
+                extra: crate::ir::RuleExtra::default(),
             });
         }
         "eql" => {
@@ -409,6 +410,7 @@ fn load_rule(file: &File<'_>, rule: &toml::Table) -> Result<Lowered, Diagnostic>
                     meta,
                     logsource,
                     expr,
+                    extra: crate::ir::RuleExtra::default(),
                 }),
                 eql::Lowered::Sequence(sequence) => {
                     lower_sequence(meta, logsource, sequence, &mut lowered);
@@ -612,6 +614,7 @@ fn base_rule(meta: &Meta, logsource: LogSource, expr: Expr) -> Rule {
         },
         logsource,
         expr,
+        extra: crate::ir::RuleExtra::default(),
     }
 }
 
@@ -731,6 +734,7 @@ fn lower_sequence(meta: Meta, logsource: LogSource, sequence: eql::Sequence, out
             meta: Meta { id, ..meta.clone() },
             logsource: logsource.clone(),
             expr: stage,
+            extra: crate::ir::RuleExtra::default(),
         });
     }
     let until = sequence.until.map(|until| {
@@ -742,6 +746,7 @@ fn lower_sequence(meta: Meta, logsource: LogSource, sequence: eql::Sequence, out
             },
             logsource: logsource.clone(),
             expr: until,
+            extra: crate::ir::RuleExtra::default(),
         });
         id
     });
@@ -770,6 +775,7 @@ fn lower_esql(meta: Meta, query: esql::Lowered, lookback: Lookback, out: &mut Lo
             meta,
             logsource,
             expr: query.filter,
+            extra: crate::ir::RuleExtra::default(),
         }),
         Some(stats) => {
             let window = query.window.unwrap_or(lookback);

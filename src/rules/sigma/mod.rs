@@ -19,7 +19,7 @@ pub mod strings;
 
 use crate::attack::{self, AttackId};
 use crate::diag::{Code, Diagnostic};
-use crate::ir::{Attack, Expr, Format, LogSource, Meta, Rule, Severity, SourceLoc};
+use crate::ir::{Attack, Expr, Format, LogSource, Meta, Rule, RuleExtra, Severity, SourceLoc};
 use crate::rules::yaml::{self, Node, Value};
 
 use super::{LoadOptions, Loaded};
@@ -229,10 +229,17 @@ fn lower_rule(path: &str, doc: &Node, ctx: &Context<'_>) -> Result<Rule, Diagnos
         return Err(fail(path, doc, schema(doc.line, "missing 'detection'")));
     };
     let expr = detection::lower(detection, &[], ctx).map_err(|err| fail(path, doc, err))?;
+    // vigil's own `tests:` key (see `crate::rules::rule_tests`).
+    let tests = crate::rules::rule_tests::lower_sigma(doc)
+        .map_err(|(line, message)| fail(path, doc, schema(line, message)))?;
     Ok(Rule {
         meta,
         logsource,
         expr,
+        extra: RuleExtra {
+            tests,
+            ..RuleExtra::default()
+        },
     })
 }
 

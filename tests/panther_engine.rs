@@ -1,0 +1,128 @@
+//! Panther rules through the engine: step budget and runtime errors counted per rule as
+//! non-matches, cross-event state through the caching helpers, disabled rules never run.
+
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+use vigil::correlate::Limits;
+use vigil::eval::{Detections, Engine, EngineConfig};
+use vigil::rules::{LoadOptions, Loader};
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!("vigil-peng-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    fn write(&self, name: &str, text: &str) {
+        std::fs::write(self.0.join(name), text).unwrap();
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn spec(id: &str, file: &str) -> String {
+    format!(
+        "AnalysisType: rule\nFilename: {file}\nRuleID: {id}\nDisplayName: {id}\nEnabled: true\nLogTypes: [AWS.CloudTrail]\nSeverity: Medium\n"
+    )
+}
+
+fn engine(dir: &TempDir, budget: u64) -> Engine {
+    let mut loader = Loader::new(LoadOptions::default());
+    loader.add_path(&dir.0);
+    let loaded = loader.finish();
+    assert!(
+        loaded.diagnostics.iter().all(|d| !d.is_error()),
+        "{:?}",
+        loaded.diagnostics
+    );
+    let mut config = EngineConfig::new(Limits::default());
+    config.script.step_budget = budget;
+    Engine::new(loaded.set, config).0
+}
+
+fn event(name: &str, user: &str) -> Value {
+    json!({"eventVersion": "1.09", "eventSource": "iam.amazonaws.com", "eventName": name,
+           "awsRegion": "us-east-1", "userIdentity": {"userName": user}})
+}
+
+fn matched_ids(engine: &mut Engine, value: &Value) -> Vec<String> {
+    let mut out = Detections::default();
+    engine.evaluate(
+        &vigil::event::Event::new(value),
+        1_700_000_000_000,
+        &mut out,
+    );
+    out.matches
+        .iter()
+        .map(|&idx| engine.rules()[idx].meta.id.clone())
+        .collect()
+}
+
+#[test]
+fn budget_overruns_and_errors_are_counted_non_matches() {
+    let dir = TempDir::new("budget");
+    dir.write("loop.yml", &spec("Test.Loop", "loop.py"));
+    dir.write(
+        "loop.py",
+        "def rule(event):\n    n = 0\n    while event.get('eventName') == 'Spin':\n        n = n + 1\n    return True\n",
+    );
+    dir.write("raise.yml", &spec("Test.Raise", "raise.py"));
+    dir.write(
+        "raise.py",
+        "def rule(event):\n    return event['missing'] == 1\n",
+    );
+    let mut engine = engine(&dir, 1_000);
+    assert!(matched_ids(&mut engine, &event("Spin", "a")).is_empty());
+    assert_eq!(
+        matched_ids(&mut engine, &event("Other", "a")),
+        ["Test.Loop"]
+    );
+    let stats = engine.script_stats();
+    let index = |id: &str| engine.rules().iter().position(|r| r.meta.id == id).unwrap();
+    assert_eq!(stats.budget_overruns[index("Test.Loop")], 1);
+    assert_eq!(stats.runtime_errors[index("Test.Raise")], 2);
+    assert_eq!(stats.budget_overruns[index("Test.Raise")], 0);
+}
+
+#[test]
+fn caching_helpers_keep_state_across_events() {
+    let dir = TempDir::new("kv");
+    dir.write("first.yml", &spec("Test.FirstSeen", "first.py"));
+    dir.write(
+        "first.py",
+        "from panther_detection_helpers.caching import get_string_set, put_string_set\n\n\
+def rule(event):\n    user = event.deep_get('userIdentity', 'userName')\n    seen = get_string_set('users')\n    if user in seen:\n        return False\n    put_string_set('users', list(seen) + [user])\n    return True\n",
+    );
+    let mut engine = engine(&dir, 100_000);
+    let hits: Vec<usize> = ["alice", "bob", "alice", "carol", "bob"]
+        .iter()
+        .map(|user| matched_ids(&mut engine, &event("GetUser", user)).len())
+        .collect();
+    assert_eq!(hits, [1, 1, 0, 1, 0]);
+    assert_eq!(engine.script_stats().kv.live_keys, 1);
+}
+
+#[test]
+fn disabled_rules_never_run() {
+    let dir = TempDir::new("disabled");
+    dir.write(
+        "off.yml",
+        &spec("Test.Off", "off.py").replace("Enabled: true", "Enabled: false"),
+    );
+    dir.write("off.py", "def rule(event):\n    return True\n");
+    let mut loader = Loader::new(LoadOptions::default());
+    loader.add_path(&dir.0);
+    let loaded = loader.finish();
+    assert_eq!(loaded.set.rules.len(), 1);
+    let mut engine = Engine::new(loaded.set, EngineConfig::new(Limits::default())).0;
+    assert!(matched_ids(&mut engine, &event("GetUser", "a")).is_empty());
+}
