@@ -126,7 +126,7 @@ fn mapping_get(it: &Interp, m: &Val, key: &Val, default: &Val) -> R<Val> {
             .cloned()
             .unwrap_or_else(|| default.clone())),
         Val::Event => Ok(match key {
-            Val::Str(k) => event_get(it.event, k).unwrap_or_else(|| default.clone()),
+            Val::Str(k) => event_get(it, k).unwrap_or_else(|| default.clone()),
             _ => default.clone(),
         }),
         _ => Ok(default.clone()),
@@ -1146,10 +1146,7 @@ fn dumps(
     out: &mut String,
 ) -> R<()> {
     if depth > 64 {
-        return Err(it.exc(
-            "RecursionError",
-            "maximum recursion depth exceeded while encoding a JSON object",
-        ));
+        return Err(it.fatal("a container nested too deeply (or holding itself) for json.dumps"));
     }
     it.check_str(out.len())?;
     let (item_sep, key_sep) = if indent.is_some() {

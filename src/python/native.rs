@@ -10,7 +10,6 @@ use super::ast::*;
 use super::helpers;
 use super::interp::{Interp, R};
 use super::value::*;
-use crate::event::Event;
 use crate::ir::FieldPath;
 
 // ---- the import table ----
@@ -402,21 +401,46 @@ pub fn is_exception_class(name: &str) -> bool {
 /// The top-level value of `key` in the event, as Python's `event.get(key)` sees it: the key as
 /// written, else (Panther's events are case-insensitive mappings) the first key equal to it
 /// ignoring ASCII case.
-pub fn event_get(event: &Event<'_>, key: &str) -> Option<Val> {
+pub fn event_get(it: &Interp, key: &str) -> Option<Val> {
+    let event = it.event;
     let found = if key.contains('.') {
         event.root().get(key)
     } else {
         event.first(&FieldPath::new(key))
     };
-    if let Some(v) = found {
-        return Some(from_json(v));
+    let found = match found {
+        Some(v) => Some(v),
+        None => match event.root() {
+            Json::Object(map) => map
+                .iter()
+                .find(|(k, _)| k.to_lowercase() == key.to_lowercase())
+                .map(|(_, v)| v),
+            _ => None,
+        },
+    }?;
+    // Converting a large sub-object costs in proportion to its size: charge it, so a loop over
+    // `event.get` of a big field cannot run unbounded work within a few steps. A budget
+    // overrun shows at the next step.
+    let _ = it.charge(json_nodes(found, 0));
+    Some(from_json(found))
+}
+
+fn json_nodes(v: &Json, depth: usize) -> usize {
+    match v {
+        Json::Array(items) if depth < 64 => {
+            1 + items
+                .iter()
+                .map(|x| json_nodes(x, depth + 1))
+                .sum::<usize>()
+        }
+        Json::Object(map) if depth < 64 => {
+            1 + map
+                .values()
+                .map(|x| json_nodes(x, depth + 1))
+                .sum::<usize>()
+        }
+        _ => 1,
     }
-    let Json::Object(map) = event.root() else {
-        return None;
-    };
-    map.iter()
-        .find(|(k, _)| k.to_lowercase() == key.to_lowercase())
-        .map(|(_, v)| from_json(v))
 }
 
 fn arg_count(it: &Interp, name: &str, args: &[Val], min: usize, max: usize) -> R<()> {
@@ -917,6 +941,7 @@ pub fn call_native(
                 (start - stop - step - 1).max(0) / -step
             };
             it.check_items(count as usize)?;
+            it.charge(count as usize)?;
             Ok(new_list(
                 (0..count).map(|i| Val::Int(start + i * step)).collect(),
             ))

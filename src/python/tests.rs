@@ -444,7 +444,7 @@ fn limits_stop_runaway_code() {
     assert!(
         matches!(run(deep, json!({})), Err(PyError::Runtime { message, .. }) if message.contains("recursion"))
     );
-    let big = "def rule(event):\n    s = 'x'\n    for i in range(30):\n        s = s + s\n    return len(s)\n";
+    let big = "def rule(event):\n    return len('x' * 2000000)\n";
     assert!(
         matches!(run(big, json!({})), Err(PyError::Runtime { message, .. }) if message.contains("limit"))
     );
@@ -567,4 +567,20 @@ fn lowering_refuses_what_it_cannot_state_exactly() {
             Err(why) => assert!(why.contains(needle), "{src}: {why}"),
         }
     }
+}
+
+#[test]
+fn hostile_sources_and_structures_fail_cleanly() {
+    let deep = format!(
+        "def rule(event):\n    return {}1{}\n",
+        "(".repeat(5000),
+        ")".repeat(5000)
+    );
+    assert!(load_err(&deep).message.contains("nesting deeper"));
+    let cyclic = "def rule(event):\n    a = []\n    a.append(a)\n    return str(a) == str(a)\n";
+    assert!(
+        matches!(run(cyclic, json!({})), Err(PyError::Runtime { message, .. }) if message.contains("nested too deeply"))
+    );
+    let grid = "def rule(event):\n    return len([[0] * 100000 for i in range(100000)])\n";
+    assert_eq!(run(grid, json!({})), Err(PyError::Budget));
 }
