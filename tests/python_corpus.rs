@@ -17,6 +17,8 @@ use vigil::python::{
 };
 use vigil::rules::yaml::{self, Node, Value as Y};
 
+/// The step budget of every call: the corpus rules fit well within it.
+const STEP_BUDGET: u64 = 10_000;
 /// Rules whose `rule()` lowers into the IR must not fall below this.
 const MIN_RULES_LOWERED: usize = 89;
 /// Rules (of the 144) whose every test passes must not fall below this: the regression guard.
@@ -181,7 +183,7 @@ fn call(module: &Module, name: &str, log: &Value, mocks: &Mocks) -> Result<Value
     let event = Event::new(log);
     let mut kv = MemoryKv::new(1024);
     let mut ctx = CallCtx {
-        step_budget: 1_000_000,
+        step_budget: STEP_BUDGET,
         state: &mut kv,
         now_ms: 1_700_000_000_000,
         mocks,
