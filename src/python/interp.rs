@@ -452,6 +452,9 @@ impl<'a, 'e, 's> Interp<'a, 'e, 's> {
         if let Some(v) = native::builtin(name) {
             return Ok(v);
         }
+        if native::is_python_builtin(name) {
+            return Err(self.fatal(format!("unsupported: builtin {name}")));
+        }
         Err(self.exc("NameError", format!("name '{name}' is not defined")))
     }
 

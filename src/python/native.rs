@@ -391,6 +391,53 @@ pub fn builtin(name: &str) -> Option<Val> {
         .map(|b| Val::Native(b))
 }
 
+/// Python's other built-in names: using one is unsupported (never a NameError that rule code
+/// could catch).
+pub fn is_python_builtin(name: &str) -> bool {
+    const OTHERS: &[&str] = &[
+        "ascii",
+        "bin",
+        "breakpoint",
+        "bytearray",
+        "bytes",
+        "classmethod",
+        "compile",
+        "complex",
+        "delattr",
+        "dir",
+        "eval",
+        "exec",
+        "globals",
+        "hash",
+        "help",
+        "id",
+        "input",
+        "issubclass",
+        "locals",
+        "memoryview",
+        "object",
+        "oct",
+        "open",
+        "pow",
+        "property",
+        "setattr",
+        "slice",
+        "staticmethod",
+        "super",
+        "vars",
+        "__import__",
+        "aiter",
+        "anext",
+        "Ellipsis",
+        "NotImplemented",
+        "__name__",
+        "__file__",
+        "__builtins__",
+    ];
+    OTHERS.contains(&name)
+        || (name.ends_with("Error") || name.ends_with("Warning") || name.ends_with("Exception"))
+}
+
 pub fn is_exception_class(name: &str) -> bool {
     name.ends_with("Error")
         || name.ends_with("Exception")
@@ -992,14 +1039,19 @@ pub fn call_native(
         "hasattr" => {
             arg_count(it, name, &args, 2, 2)?;
             let n = want_str(it, &args[1], "attribute name")?.clone();
-            Ok(Val::Bool(get_attr(it, &args[0], &n).is_ok()))
+            match get_attr(it, &args[0], &n) {
+                Ok(_) => Ok(Val::Bool(true)),
+                Err(super::interp::Ctl::Exc { .. }) => Ok(Val::Bool(false)),
+                Err(other) => Err(other),
+            }
         }
         "getattr" => {
             arg_count(it, name, &args, 2, 3)?;
             let n = want_str(it, &args[1], "attribute name")?.clone();
             match get_attr(it, &args[0], &n) {
                 Ok(v) => Ok(v),
-                Err(e) => args.get(2).cloned().ok_or(e),
+                Err(e @ super::interp::Ctl::Exc { .. }) => args.get(2).cloned().ok_or(e),
+                Err(other) => Err(other),
             }
         }
         "callable" => {
@@ -1208,12 +1260,22 @@ pub fn get_attr(it: &mut Interp, obj: &Val, name: &str) -> R<Val> {
         Val::Mock(_) => return Err(it.fatal(format!("unsupported: attribute {name} of a mock"))),
         _ => None,
     };
-    found.ok_or_else(|| {
-        it.exc(
+    if let Some(v) = found {
+        return Ok(v);
+    }
+    // None and numbers have (almost) no attributes, so Python's AttributeError is the answer.
+    // Other types have many this runtime does not implement: a missing one is unsupported, not
+    // an AttributeError that rule code could catch and carry on from with a wrong answer.
+    match obj {
+        Val::None | Val::Bool(_) | Val::Int(_) | Val::Float(_) => Err(it.exc(
             "AttributeError",
             format!("'{}' object has no attribute '{name}'", type_name(obj)),
-        )
-    })
+        )),
+        _ => Err(it.fatal(format!(
+            "unsupported: attribute {name} of {}",
+            type_name(obj)
+        ))),
+    }
 }
 
 pub fn call_method(

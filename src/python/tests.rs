@@ -584,3 +584,13 @@ fn hostile_sources_and_structures_fail_cleanly() {
     let grid = "def rule(event):\n    return len([[0] * 100000 for i in range(100000)])\n";
     assert_eq!(run(grid, json!({})), Err(PyError::Budget));
 }
+
+#[test]
+fn unimplemented_attributes_are_unsupported_not_catchable() {
+    let src = "def rule(event):\n    try:\n        return 'a b'.translate({})\n    except Exception:\n        return 'caught'\n";
+    assert!(
+        matches!(run(src, json!({})), Err(PyError::Runtime { message, .. }) if message.contains("unsupported: attribute translate"))
+    );
+    let none_attr = "def rule(event):\n    try:\n        return event.get('x').lower()\n    except AttributeError:\n        return 'caught'\n";
+    assert_eq!(ok(none_attr, json!({})), json!("caught"));
+}
