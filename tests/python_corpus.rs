@@ -30,7 +30,7 @@ fn corpus() -> Option<PathBuf> {
     match std::env::var_os("VIGIL_CORPUS") {
         Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir)),
         _ => {
-            println!("skipped: VIGIL_CORPUS is not set");
+            eprintln!("skipped: VIGIL_CORPUS is not set");
             None
         }
     }

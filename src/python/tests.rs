@@ -594,3 +594,12 @@ fn unimplemented_attributes_are_unsupported_not_catchable() {
     let none_attr = "def rule(event):\n    try:\n        return event.get('x').lower()\n    except AttributeError:\n        return 'caught'\n";
     assert_eq!(ok(none_attr, json!({})), json!("caught"));
 }
+
+#[test]
+fn json_loads_keeps_key_order() {
+    let src = "import json\ndef rule(event):\n    d = json.loads('{\"z\": 1, \"a\": {\"y\": 2, \"b\": 3}, \"z\": 4}')\n    return [list(d.keys()), json.dumps(d), isinstance(d, dict)]\n";
+    assert_eq!(
+        ok(src, json!({})),
+        json!([["z", "a"], "{\"z\": 4, \"a\": {\"y\": 2, \"b\": 3}}", true])
+    );
+}
