@@ -603,3 +603,31 @@ fn json_loads_keeps_key_order() {
         json!([["z", "a"], "{\"z\": 4, \"a\": {\"y\": 2, \"b\": 3}}", true])
     );
 }
+
+#[test]
+fn modules_are_shareable_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Module>();
+    let module = std::sync::Arc::new(
+        Module::parse("def rule(event):\n    return event.get('a') == 1\n", "t.py").unwrap(),
+    );
+    let handles: Vec<_> = (0..2)
+        .map(|i| {
+            let m = module.clone();
+            std::thread::spawn(move || {
+                let ev = json!({"a": i});
+                let mut kv = MemoryKv::new(1);
+                let mocks = Mocks::none();
+                let mut ctx = CallCtx {
+                    step_budget: 1000,
+                    state: &mut kv,
+                    now_ms: 0,
+                    mocks: &mocks,
+                };
+                m.call("rule", &Event::new(&ev), &mut ctx)
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(results, vec![Ok(json!(false)), Ok(json!(true))]);
+}
