@@ -42,6 +42,12 @@ pub enum Ctl {
 
 pub type R<T> = Result<T, Ctl>;
 
+thread_local! {
+    /// Evaluated module globals, per thread, for modules whose top level can be reused
+    /// (`Module::reuse_globals`): a rule's constants are built once, not on every event.
+    static GLOBALS_CACHE: RefCell<HashMap<u64, Scope>> = RefCell::new(HashMap::new());
+}
+
 pub struct Frame {
     scopes: Vec<Scope>,
     globals_decl: Vec<String>,
@@ -108,7 +114,27 @@ impl<'a, 'e, 's> Interp<'a, 'e, 's> {
             scopes: vec![self.globals.clone()],
             globals_decl: Vec::new(),
         };
-        self.exec_block(&module.body, &mut frame)?;
+        let reuse = module.reuse_globals && self.ctx.mocks.map.is_empty();
+        let cached = if reuse {
+            GLOBALS_CACHE.with(|c| c.borrow().get(&module.id).cloned())
+        } else {
+            None
+        };
+        match cached {
+            Some(scope) => self.globals = scope,
+            None => {
+                self.exec_block(&module.body, &mut frame)?;
+                if reuse {
+                    GLOBALS_CACHE.with(|c| {
+                        let mut c = c.borrow_mut();
+                        if c.len() >= 4096 {
+                            c.clear();
+                        }
+                        c.insert(module.id, self.globals.clone());
+                    });
+                }
+            }
+        }
         let mocks: Vec<(String, Json)> = self
             .ctx
             .mocks

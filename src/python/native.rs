@@ -251,7 +251,7 @@ fn check_expr(e: &Expr, line: u32) -> Result<(), PyDiag> {
     result
 }
 
-fn visit_expr(e: &Expr, f: &mut dyn FnMut(&Expr)) {
+pub fn visit_expr(e: &Expr, f: &mut dyn FnMut(&Expr)) {
     f(e);
     let each = |xs: &[&Expr], f: &mut dyn FnMut(&Expr)| {
         for x in xs {
@@ -322,6 +322,136 @@ fn visit_expr(e: &Expr, f: &mut dyn FnMut(&Expr)) {
         }
         _ => {}
     }
+}
+
+// ---- which modules may keep their globals between calls ----
+
+const MUTATING_METHODS: &[&str] = &[
+    "append",
+    "extend",
+    "insert",
+    "pop",
+    "remove",
+    "clear",
+    "sort",
+    "reverse",
+    "add",
+    "update",
+    "discard",
+    "setdefault",
+    "popitem",
+    "difference_update",
+    "intersection_update",
+    "symmetric_difference_update",
+];
+
+/// Whether evaluating the module's top level once and reusing the result for every call is
+/// indistinguishable from evaluating it afresh: the top level only imports, defines functions
+/// and binds constant expressions, and nothing anywhere can change a module-level value (no
+/// `global`, no augmented or item assignment, no `del`, no mutating method, no helper that
+/// mutates its argument).
+pub fn globals_reusable(body: &[Stmt]) -> bool {
+    let top_ok = body.iter().all(|s| match &s.kind {
+        StmtKind::Import(_) | StmtKind::ImportFrom(..) | StmtKind::Def(_) | StmtKind::Pass => true,
+        StmtKind::Expr(Expr::Const(_)) => true,
+        StmtKind::Assign(targets, value) => {
+            targets.iter().all(|t| matches!(t, Expr::Name(_))) && const_expr(value)
+        }
+        _ => false,
+    });
+    top_ok && body.iter().all(stmt_never_mutates)
+}
+
+/// Literals, containers of them, names, and calls of pure constructors (`set`, `frozenset`,
+/// `re.compile`) over them.
+fn const_expr(e: &Expr) -> bool {
+    match e {
+        Expr::Const(_) | Expr::Name(_) => true,
+        Expr::List(items) | Expr::Tuple(items) | Expr::Set(items) => items.iter().all(const_expr),
+        Expr::Dict(items) => items
+            .iter()
+            .all(|(k, v)| k.as_ref().is_some_and(const_expr) && const_expr(v)),
+        Expr::Unary(_, a) => const_expr(a),
+        Expr::Bin(_, a, b) => const_expr(a) && const_expr(b),
+        Expr::Call(f, args) => {
+            let pure = match &**f {
+                Expr::Name(n) => {
+                    matches!(n.as_str(), "set" | "frozenset" | "list" | "tuple" | "dict")
+                }
+                Expr::Attr(m, n) => matches!(&**m, Expr::Name(mn) if mn == "re") && n == "compile",
+                _ => false,
+            };
+            pure && args
+                .iter()
+                .all(|a| matches!(a, Arg::Pos(x) if const_expr(x)))
+        }
+        _ => false,
+    }
+}
+
+fn stmt_never_mutates(s: &Stmt) -> bool {
+    let exprs_ok = |es: &[&Expr]| es.iter().all(|e| expr_never_mutates(e));
+    match &s.kind {
+        StmtKind::Global(_) | StmtKind::AugAssign(..) | StmtKind::Del(_) => false,
+        StmtKind::Assign(targets, value) => {
+            targets
+                .iter()
+                .all(|t| !matches!(t, Expr::Subscript(..) | Expr::Attr(..)))
+                && expr_never_mutates(value)
+        }
+        StmtKind::Expr(e) | StmtKind::Return(Some(e)) | StmtKind::Raise(Some(e)) => {
+            expr_never_mutates(e)
+        }
+        StmtKind::Assert(a, b) => {
+            expr_never_mutates(a) && b.as_ref().is_none_or(expr_never_mutates)
+        }
+        StmtKind::If(c, a, b) | StmtKind::While(c, a, b) => {
+            expr_never_mutates(c)
+                && a.iter().all(stmt_never_mutates)
+                && b.iter().all(stmt_never_mutates)
+        }
+        StmtKind::For(t, i, a, b) => {
+            exprs_ok(&[t, i])
+                && a.iter().all(stmt_never_mutates)
+                && b.iter().all(stmt_never_mutates)
+        }
+        StmtKind::Try {
+            body,
+            handlers,
+            orelse,
+            finally,
+        } => {
+            body.iter().all(stmt_never_mutates)
+                && handlers
+                    .iter()
+                    .all(|h| h.body.iter().all(stmt_never_mutates))
+                && orelse.iter().all(stmt_never_mutates)
+                && finally.iter().all(stmt_never_mutates)
+        }
+        StmtKind::Def(def) => {
+            def.params
+                .positional
+                .iter()
+                .chain(&def.params.kwonly)
+                .all(|(_, d)| d.as_ref().is_none_or(expr_never_mutates))
+                && def.body.iter().all(stmt_never_mutates)
+        }
+        _ => true,
+    }
+}
+
+fn expr_never_mutates(e: &Expr) -> bool {
+    let mut ok = true;
+    visit_expr(e, &mut |x| match x {
+        Expr::Call(f, _) => match &**f {
+            Expr::Attr(_, n) if MUTATING_METHODS.contains(&n.as_str()) => ok = false,
+            Expr::Name(n) if n == "add_parse_delay" => ok = false,
+            _ => {}
+        },
+        Expr::Walrus(..) => ok = false,
+        _ => {}
+    });
+    ok
 }
 
 // ---- builtins ----

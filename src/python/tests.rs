@@ -631,3 +631,61 @@ fn modules_are_shareable_between_threads() {
     let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     assert_eq!(results, vec![Ok(json!(false)), Ok(json!(true))]);
 }
+
+#[test]
+fn module_globals_are_reused_only_when_nothing_can_change_them() {
+    assert!(native::globals_reusable(&parser::parse_module("import re\nNAMES = {'a', 'b'}\nP = re.compile('x')\ndef rule(e):\n    return e.get('n') in NAMES\n").unwrap()));
+    for src in [
+        "SEEN = []\ndef rule(e):\n    SEEN.append(1)\n    return len(SEEN)\n",
+        "N = 0\ndef rule(e):\n    global N\n    N = N + 1\n    return N\n",
+        "D = {}\ndef rule(e):\n    D['k'] = 1\n    return D\n",
+        "import datetime\nNOW = datetime.datetime.utcnow()\ndef rule(e):\n    return NOW\n",
+    ] {
+        assert!(
+            !native::globals_reusable(&parser::parse_module(src).unwrap()),
+            "{src}"
+        );
+    }
+    // A module that mutates its globals is evaluated afresh each call, so calls do not leak.
+    let src = "SEEN = []\ndef rule(e):\n    SEEN.append(1)\n    return len(SEEN)\n";
+    let module = Module::parse(src, "t.py").unwrap();
+    let mut kv = MemoryKv::new(1);
+    let mocks = Mocks::none();
+    let ev = json!({});
+    for _ in 0..3 {
+        let mut ctx = CallCtx {
+            step_budget: 1000,
+            state: &mut kv,
+            now_ms: 0,
+            mocks: &mocks,
+        };
+        assert_eq!(
+            module.call("rule", &Event::new(&ev), &mut ctx),
+            Ok(json!(1))
+        );
+    }
+    // A reusable module answers the same with and without its cached globals, and mocks still
+    // apply.
+    let src = "NAMES = {'a'}\ndef rule(e):\n    return e.get('n') in NAMES\n";
+    let module = Module::parse(src, "t.py").unwrap();
+    let mut mocked = Mocks::none();
+    mocked.insert("NAMES", json!(["b"]));
+    let ev = json!({"n": "a"});
+    for (mocks, want) in [
+        (&mocks, true),
+        (&mocks, true),
+        (&mocked, false),
+        (&mocks, true),
+    ] {
+        let mut ctx = CallCtx {
+            step_budget: 1000,
+            state: &mut kv,
+            now_ms: 0,
+            mocks,
+        };
+        assert_eq!(
+            module.call("rule", &Event::new(&ev), &mut ctx),
+            Ok(json!(want))
+        );
+    }
+}
