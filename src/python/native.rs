@@ -588,10 +588,7 @@ pub fn event_get(it: &Interp, key: &str) -> Option<Val> {
     let found = match found {
         Some(v) => Some(v),
         None => match event.root() {
-            Json::Object(map) => map
-                .iter()
-                .find(|(k, _)| k.to_lowercase() == key.to_lowercase())
-                .map(|(_, v)| v),
+            Json::Object(map) => map.iter().find(|(k, _)| same_lower(k, key)).map(|(_, v)| v),
             _ => None,
         },
     }?;

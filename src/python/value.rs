@@ -111,7 +111,7 @@ impl Dict {
     fn get_ci(&self, key: &str) -> Option<&Val> {
         self.keys
             .iter()
-            .position(|k| matches!(k, Val::Str(s) if s.to_lowercase() == key.to_lowercase()))
+            .position(|k| matches!(k, Val::Str(s) if same_lower(s, key)))
             .map(|i| &self.vals[i])
     }
     pub fn get_str(&self, key: &str) -> Option<&Val> {
@@ -634,5 +634,14 @@ pub fn json_key(k: &Val) -> String {
         Val::Bool(true) => "true".into(),
         Val::Bool(false) => "false".into(),
         other => py_str(other),
+    }
+}
+
+/// Python's `a.lower() == b.lower()`, without allocating when both are ASCII.
+pub fn same_lower(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a.to_lowercase() == b.to_lowercase()
     }
 }
