@@ -628,7 +628,10 @@ impl Correlator {
     ) -> Option<CorrelationHit> {
         let history_ms = self.correlations[corr].timespan_ms;
         let group_fields = &self.linked[corr].inputs[input].group_fields;
-        if group_fields.iter().any(|field| field.text(event, None).is_none()) {
+        if group_fields
+            .iter()
+            .any(|field| field.text(event, None).is_none())
+        {
             return None;
         }
         let started = self.started_ms[corr].map_or(time_ms, |start| start.min(time_ms));

@@ -8,8 +8,6 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::rc::Rc;
 
-use serde_json::Value as Json;
-
 use super::interp::{Interp, R};
 use super::native::{event_get, take_kw};
 use super::udm;
@@ -126,7 +124,7 @@ fn mapping_get(it: &Interp, m: &Val, key: &Val, default: &Val) -> R<Val> {
             .cloned()
             .unwrap_or_else(|| default.clone())),
         Val::Event => Ok(match key {
-            Val::Str(k) => event_get(it.event, k).unwrap_or_else(|| default.clone()),
+            Val::Str(k) => event_get(it, k).unwrap_or_else(|| default.clone()),
             _ => default.clone(),
         }),
         _ => Ok(default.clone()),
@@ -586,12 +584,9 @@ pub fn call(
             let s = arg(it, &args, 0, "loads")?;
             let s = str_of(it, &s, "loads")?;
             it.charge(s.len())?;
-            match serde_json::from_str::<Json>(s) {
-                Ok(v) => {
-                    let v = from_json(&v);
-                    clear_case_insensitive(&v);
-                    Ok(v)
-                }
+            match serde_json::from_str::<Loaded>(s) {
+                Ok(v) => Ok(v.0),
+                Err(e) if e.to_string().starts_with("unsupported:") => Err(it.fatal(e.to_string())),
                 Err(e) => Err(it.exc("JSONDecodeError", e.to_string())),
             }
         }
@@ -918,20 +913,62 @@ const AWS_REGIONS: &[&str] = &[
     "us-west-2",
 ];
 
-fn clear_case_insensitive(v: &Val) {
-    match v {
-        Val::Dict(d) => {
-            d.borrow_mut().case_insensitive = false;
-            for x in d.borrow().vals.iter() {
-                clear_case_insensitive(x);
-            }
+/// A value parsed by `json.loads`: objects keep their keys in document order, as Python's
+/// dicts do (serde_json's own map would sort them).
+struct Loaded(Val);
+
+impl<'de> serde::Deserialize<'de> for Loaded {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Loaded, D::Error> {
+        d.deserialize_any(LoadedVisitor)
+    }
+}
+
+struct LoadedVisitor;
+
+impl<'de> serde::de::Visitor<'de> for LoadedVisitor {
+    type Value = Loaded;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Loaded, E> {
+        Ok(Loaded(Val::Bool(v)))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Loaded, E> {
+        Ok(Loaded(Val::Int(v)))
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Loaded, E> {
+        i64::try_from(v)
+            .map(|i| Loaded(Val::Int(i)))
+            .map_err(|_| E::custom("unsupported: json.loads of an integer beyond 64 bits"))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Loaded, E> {
+        Ok(Loaded(Val::Float(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Loaded, E> {
+        Ok(Loaded(new_str(v)))
+    }
+    fn visit_unit<E>(self) -> Result<Loaded, E> {
+        Ok(Loaded(Val::None))
+    }
+    fn visit_none<E>(self) -> Result<Loaded, E> {
+        Ok(Loaded(Val::None))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Loaded, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Loaded(v)) = seq.next_element()? {
+            items.push(v);
         }
-        Val::List(l) => {
-            for x in l.borrow().iter() {
-                clear_case_insensitive(x);
-            }
+        Ok(Loaded(new_list(items)))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Loaded, A::Error> {
+        let mut d = Dict::default();
+        while let Some((k, Loaded(v))) = map.next_entry::<String, Loaded>()? {
+            // A string key is always hashable; a repeated key keeps its first place and takes
+            // the last value, as in Python.
+            let _ = d.insert(new_str(k), v);
         }
-        _ => {}
+        Ok(Loaded(new_dict(d)))
     }
 }
 
@@ -1146,10 +1183,7 @@ fn dumps(
     out: &mut String,
 ) -> R<()> {
     if depth > 64 {
-        return Err(it.exc(
-            "RecursionError",
-            "maximum recursion depth exceeded while encoding a JSON object",
-        ));
+        return Err(it.fatal("a container nested too deeply (or holding itself) for json.dumps"));
     }
     it.check_str(out.len())?;
     let (item_sep, key_sep) = if indent.is_some() {

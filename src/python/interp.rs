@@ -42,6 +42,12 @@ pub enum Ctl {
 
 pub type R<T> = Result<T, Ctl>;
 
+thread_local! {
+    /// Evaluated module globals, per thread, for modules whose top level can be reused
+    /// (`Module::reuse_globals`): a rule's constants are built once, not on every event.
+    static GLOBALS_CACHE: RefCell<HashMap<u64, Scope>> = RefCell::new(HashMap::new());
+}
+
 pub struct Frame {
     scopes: Vec<Scope>,
     globals_decl: Vec<String>,
@@ -50,7 +56,7 @@ pub struct Frame {
 pub struct Interp<'a, 'e, 's> {
     pub event: &'a Event<'e>,
     pub ctx: &'a mut CallCtx<'s>,
-    steps: u64,
+    steps: std::cell::Cell<u64>,
     pub line: u32,
     pub globals: Scope,
     depth: usize,
@@ -68,13 +74,21 @@ pub fn call(
     let mut it = Interp {
         event,
         ctx,
-        steps: 0,
+        steps: std::cell::Cell::new(0),
         line: 0,
         globals: globals.clone(),
         depth: 0,
         handling: Vec::new(),
     };
+    take_too_deep();
     let result = it.run(module, name);
+    if take_too_deep() {
+        return Err(PyError::Runtime {
+            line: it.line,
+            message: "a container nested too deeply (or holding itself) was compared or printed"
+                .into(),
+        });
+    }
     match result {
         Ok(v) => Ok(to_json(&v, event.root(), 0)),
         Err(Ctl::Budget) => Err(PyError::Budget),
@@ -100,7 +114,27 @@ impl<'a, 'e, 's> Interp<'a, 'e, 's> {
             scopes: vec![self.globals.clone()],
             globals_decl: Vec::new(),
         };
-        self.exec_block(&module.body, &mut frame)?;
+        let reuse = module.reuse_globals && self.ctx.mocks.map.is_empty();
+        let cached = if reuse {
+            GLOBALS_CACHE.with(|c| c.borrow().get(&module.id).cloned())
+        } else {
+            None
+        };
+        match cached {
+            Some(scope) => self.globals = scope,
+            None => {
+                self.exec_block(&module.body, &mut frame)?;
+                if reuse {
+                    GLOBALS_CACHE.with(|c| {
+                        let mut c = c.borrow_mut();
+                        if c.len() >= 4096 {
+                            c.clear();
+                        }
+                        c.insert(module.id, self.globals.clone());
+                    });
+                }
+            }
+        }
         let mocks: Vec<(String, Json)> = self
             .ctx
             .mocks
@@ -141,17 +175,19 @@ impl<'a, 'e, 's> Interp<'a, 'e, 's> {
         }
     }
 
-    pub fn step(&mut self) -> R<()> {
-        self.steps += 1;
-        if self.steps > self.ctx.step_budget {
+    pub fn step(&self) -> R<()> {
+        let steps = self.steps.get() + 1;
+        self.steps.set(steps);
+        if steps > self.ctx.step_budget {
             return Err(Ctl::Budget);
         }
         Ok(())
     }
 
     /// Charges `n` extra steps for work proportional to `n` done natively.
-    pub fn charge(&mut self, n: usize) -> R<()> {
-        self.steps = self.steps.saturating_add(n as u64 / 16);
+    pub fn charge(&self, n: usize) -> R<()> {
+        self.steps
+            .set(self.steps.get().saturating_add(n as u64 / 8));
         self.step()
     }
 
@@ -441,6 +477,9 @@ impl<'a, 'e, 's> Interp<'a, 'e, 's> {
         }
         if let Some(v) = native::builtin(name) {
             return Ok(v);
+        }
+        if native::is_python_builtin(name) {
+            return Err(self.fatal(format!("unsupported: builtin {name}")));
         }
         Err(self.exc("NameError", format!("name '{name}' is not defined")))
     }
@@ -1134,7 +1173,7 @@ impl<'a, 'e, 's> Interp<'a, 'e, 's> {
                 let Val::Str(key) = i else {
                     return Err(self.exc("KeyError", py_repr(i)));
                 };
-                match native::event_get(self.event, key) {
+                match native::event_get(self, key) {
                     Some(v) => Ok(v),
                     None => Err(self.exc("KeyError", py_repr(i))),
                 }
@@ -1239,7 +1278,7 @@ impl<'a, 'e, 's> Interp<'a, 'e, 's> {
             Val::Tuple(t) => Ok(t.iter().any(|x| py_eq(x, item))),
             Val::Dict(d) | Val::Set(d) => d.borrow().contains(item).map_err(|e| self.hkey_err(e)),
             Val::Event => Ok(match item {
-                Val::Str(k) => native::event_get(self.event, k).is_some(),
+                Val::Str(k) => native::event_get(self, k).is_some(),
                 _ => false,
             }),
             Val::Net(..) => native::net_contains(self, container, item),
@@ -1445,6 +1484,23 @@ impl<'a, 'e, 's> Interp<'a, 'e, 's> {
                 }
             }));
         }
+        // Building a sequence costs in proportion to its size.
+        let built = match (op, a, b) {
+            (BinOp::Add, Val::Str(x), Val::Str(y)) => x.len() + y.len(),
+            (BinOp::Add, Val::List(x), Val::List(y)) => x.borrow().len() + y.borrow().len(),
+            (BinOp::Mul, Val::Str(s), Val::Int(n)) | (BinOp::Mul, Val::Int(n), Val::Str(s)) => {
+                s.len().saturating_mul((*n).max(0) as usize)
+            }
+            (BinOp::Mul, Val::List(l), Val::Int(n)) | (BinOp::Mul, Val::Int(n), Val::List(l)) => {
+                l.borrow().len().saturating_mul((*n).max(0) as usize)
+            }
+            _ => 0,
+        };
+        match a {
+            Val::Str(_) => self.check_str(built)?,
+            _ => self.check_items(built)?,
+        }
+        self.charge(built)?;
         match (op, a, b) {
             (BinOp::Add, Val::Str(x), Val::Str(y)) => {
                 self.check_str(x.len() + y.len())?;

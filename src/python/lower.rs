@@ -42,7 +42,7 @@ enum Sym {
     /// A literal or module-constant collection of strings.
     Strs(Vec<String>),
     /// A boolean already lowered (a local holding a comparison result).
-    Bool(Low),
+    Bool(Box<Low>),
 }
 
 #[derive(Clone, Debug)]
@@ -210,7 +210,7 @@ fn block(ctx: &Ctx, stmts: &[Stmt], env: &Env) -> Result<Low, String> {
                 Err(_) => {
                     let l = truth(ctx, value, env).map_err(at)?;
                     let err = l.err.clone();
-                    (Sym::Bool(Low::pure(l.t)), err)
+                    (Sym::Bool(Box::new(Low::pure(l.t))), err)
                 }
             };
             let mut env = env.clone();

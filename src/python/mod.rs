@@ -35,7 +35,14 @@ pub struct Module {
     path: String,
     body: Vec<ast::Stmt>,
     functions: BTreeSet<String>,
+    /// Unique per parsed module: the key of the per-thread cache of evaluated globals.
+    id: u64,
+    /// Whether the evaluated top level can be reused between calls (see
+    /// `native::globals_reusable`).
+    reuse_globals: bool,
 }
+
+static NEXT_MODULE_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// A load-time diagnostic: a syntax error, or `unsupported: <construct>`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -310,10 +317,13 @@ impl Module {
                 functions.insert(def.name.clone());
             }
         }
+        let reuse_globals = native::globals_reusable(&body);
         Ok(Module {
             path: path.to_string(),
             body,
             functions,
+            id: NEXT_MODULE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            reuse_globals,
         })
     }
 

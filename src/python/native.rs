@@ -10,7 +10,6 @@ use super::ast::*;
 use super::helpers;
 use super::interp::{Interp, R};
 use super::value::*;
-use crate::event::Event;
 use crate::ir::FieldPath;
 
 // ---- the import table ----
@@ -252,7 +251,7 @@ fn check_expr(e: &Expr, line: u32) -> Result<(), PyDiag> {
     result
 }
 
-fn visit_expr(e: &Expr, f: &mut dyn FnMut(&Expr)) {
+pub fn visit_expr(e: &Expr, f: &mut dyn FnMut(&Expr)) {
     f(e);
     let each = |xs: &[&Expr], f: &mut dyn FnMut(&Expr)| {
         for x in xs {
@@ -325,6 +324,136 @@ fn visit_expr(e: &Expr, f: &mut dyn FnMut(&Expr)) {
     }
 }
 
+// ---- which modules may keep their globals between calls ----
+
+const MUTATING_METHODS: &[&str] = &[
+    "append",
+    "extend",
+    "insert",
+    "pop",
+    "remove",
+    "clear",
+    "sort",
+    "reverse",
+    "add",
+    "update",
+    "discard",
+    "setdefault",
+    "popitem",
+    "difference_update",
+    "intersection_update",
+    "symmetric_difference_update",
+];
+
+/// Whether evaluating the module's top level once and reusing the result for every call is
+/// indistinguishable from evaluating it afresh: the top level only imports, defines functions
+/// and binds constant expressions, and nothing anywhere can change a module-level value (no
+/// `global`, no augmented or item assignment, no `del`, no mutating method, no helper that
+/// mutates its argument).
+pub fn globals_reusable(body: &[Stmt]) -> bool {
+    let top_ok = body.iter().all(|s| match &s.kind {
+        StmtKind::Import(_) | StmtKind::ImportFrom(..) | StmtKind::Def(_) | StmtKind::Pass => true,
+        StmtKind::Expr(Expr::Const(_)) => true,
+        StmtKind::Assign(targets, value) => {
+            targets.iter().all(|t| matches!(t, Expr::Name(_))) && const_expr(value)
+        }
+        _ => false,
+    });
+    top_ok && body.iter().all(stmt_never_mutates)
+}
+
+/// Literals, containers of them, names, and calls of pure constructors (`set`, `frozenset`,
+/// `re.compile`) over them.
+fn const_expr(e: &Expr) -> bool {
+    match e {
+        Expr::Const(_) | Expr::Name(_) => true,
+        Expr::List(items) | Expr::Tuple(items) | Expr::Set(items) => items.iter().all(const_expr),
+        Expr::Dict(items) => items
+            .iter()
+            .all(|(k, v)| k.as_ref().is_some_and(const_expr) && const_expr(v)),
+        Expr::Unary(_, a) => const_expr(a),
+        Expr::Bin(_, a, b) => const_expr(a) && const_expr(b),
+        Expr::Call(f, args) => {
+            let pure = match &**f {
+                Expr::Name(n) => {
+                    matches!(n.as_str(), "set" | "frozenset" | "list" | "tuple" | "dict")
+                }
+                Expr::Attr(m, n) => matches!(&**m, Expr::Name(mn) if mn == "re") && n == "compile",
+                _ => false,
+            };
+            pure && args
+                .iter()
+                .all(|a| matches!(a, Arg::Pos(x) if const_expr(x)))
+        }
+        _ => false,
+    }
+}
+
+fn stmt_never_mutates(s: &Stmt) -> bool {
+    let exprs_ok = |es: &[&Expr]| es.iter().all(|e| expr_never_mutates(e));
+    match &s.kind {
+        StmtKind::Global(_) | StmtKind::AugAssign(..) | StmtKind::Del(_) => false,
+        StmtKind::Assign(targets, value) => {
+            targets
+                .iter()
+                .all(|t| !matches!(t, Expr::Subscript(..) | Expr::Attr(..)))
+                && expr_never_mutates(value)
+        }
+        StmtKind::Expr(e) | StmtKind::Return(Some(e)) | StmtKind::Raise(Some(e)) => {
+            expr_never_mutates(e)
+        }
+        StmtKind::Assert(a, b) => {
+            expr_never_mutates(a) && b.as_ref().is_none_or(expr_never_mutates)
+        }
+        StmtKind::If(c, a, b) | StmtKind::While(c, a, b) => {
+            expr_never_mutates(c)
+                && a.iter().all(stmt_never_mutates)
+                && b.iter().all(stmt_never_mutates)
+        }
+        StmtKind::For(t, i, a, b) => {
+            exprs_ok(&[t, i])
+                && a.iter().all(stmt_never_mutates)
+                && b.iter().all(stmt_never_mutates)
+        }
+        StmtKind::Try {
+            body,
+            handlers,
+            orelse,
+            finally,
+        } => {
+            body.iter().all(stmt_never_mutates)
+                && handlers
+                    .iter()
+                    .all(|h| h.body.iter().all(stmt_never_mutates))
+                && orelse.iter().all(stmt_never_mutates)
+                && finally.iter().all(stmt_never_mutates)
+        }
+        StmtKind::Def(def) => {
+            def.params
+                .positional
+                .iter()
+                .chain(&def.params.kwonly)
+                .all(|(_, d)| d.as_ref().is_none_or(expr_never_mutates))
+                && def.body.iter().all(stmt_never_mutates)
+        }
+        _ => true,
+    }
+}
+
+fn expr_never_mutates(e: &Expr) -> bool {
+    let mut ok = true;
+    visit_expr(e, &mut |x| match x {
+        Expr::Call(f, _) => match &**f {
+            Expr::Attr(_, n) if MUTATING_METHODS.contains(&n.as_str()) => ok = false,
+            Expr::Name(n) if n == "add_parse_delay" => ok = false,
+            _ => {}
+        },
+        Expr::Walrus(..) => ok = false,
+        _ => {}
+    });
+    ok
+}
+
 // ---- builtins ----
 
 const BUILTINS: &[&str] = &[
@@ -392,6 +521,53 @@ pub fn builtin(name: &str) -> Option<Val> {
         .map(|b| Val::Native(b))
 }
 
+/// Python's other built-in names: using one is unsupported (never a NameError that rule code
+/// could catch).
+pub fn is_python_builtin(name: &str) -> bool {
+    const OTHERS: &[&str] = &[
+        "ascii",
+        "bin",
+        "breakpoint",
+        "bytearray",
+        "bytes",
+        "classmethod",
+        "compile",
+        "complex",
+        "delattr",
+        "dir",
+        "eval",
+        "exec",
+        "globals",
+        "hash",
+        "help",
+        "id",
+        "input",
+        "issubclass",
+        "locals",
+        "memoryview",
+        "object",
+        "oct",
+        "open",
+        "pow",
+        "property",
+        "setattr",
+        "slice",
+        "staticmethod",
+        "super",
+        "vars",
+        "__import__",
+        "aiter",
+        "anext",
+        "Ellipsis",
+        "NotImplemented",
+        "__name__",
+        "__file__",
+        "__builtins__",
+    ];
+    OTHERS.contains(&name)
+        || (name.ends_with("Error") || name.ends_with("Warning") || name.ends_with("Exception"))
+}
+
 pub fn is_exception_class(name: &str) -> bool {
     name.ends_with("Error")
         || name.ends_with("Exception")
@@ -402,21 +578,43 @@ pub fn is_exception_class(name: &str) -> bool {
 /// The top-level value of `key` in the event, as Python's `event.get(key)` sees it: the key as
 /// written, else (Panther's events are case-insensitive mappings) the first key equal to it
 /// ignoring ASCII case.
-pub fn event_get(event: &Event<'_>, key: &str) -> Option<Val> {
+pub fn event_get(it: &Interp, key: &str) -> Option<Val> {
+    let event = it.event;
     let found = if key.contains('.') {
         event.root().get(key)
     } else {
         event.first(&FieldPath::new(key))
     };
-    if let Some(v) = found {
-        return Some(from_json(v));
+    let found = match found {
+        Some(v) => Some(v),
+        None => match event.root() {
+            Json::Object(map) => map.iter().find(|(k, _)| same_lower(k, key)).map(|(_, v)| v),
+            _ => None,
+        },
+    }?;
+    // Converting a large sub-object costs in proportion to its size: charge it, so a loop over
+    // `event.get` of a big field cannot run unbounded work within a few steps. A budget
+    // overrun shows at the next step.
+    let _ = it.charge(json_nodes(found, 0));
+    Some(from_json(found))
+}
+
+fn json_nodes(v: &Json, depth: usize) -> usize {
+    match v {
+        Json::Array(items) if depth < 64 => {
+            1 + items
+                .iter()
+                .map(|x| json_nodes(x, depth + 1))
+                .sum::<usize>()
+        }
+        Json::Object(map) if depth < 64 => {
+            1 + map
+                .values()
+                .map(|x| json_nodes(x, depth + 1))
+                .sum::<usize>()
+        }
+        _ => 1,
     }
-    let Json::Object(map) = event.root() else {
-        return None;
-    };
-    map.iter()
-        .find(|(k, _)| k.to_lowercase() == key.to_lowercase())
-        .map(|(_, v)| from_json(v))
 }
 
 fn arg_count(it: &Interp, name: &str, args: &[Val], min: usize, max: usize) -> R<()> {
@@ -917,6 +1115,7 @@ pub fn call_native(
                 (start - stop - step - 1).max(0) / -step
             };
             it.check_items(count as usize)?;
+            it.charge(count as usize)?;
             Ok(new_list(
                 (0..count).map(|i| Val::Int(start + i * step)).collect(),
             ))
@@ -967,14 +1166,19 @@ pub fn call_native(
         "hasattr" => {
             arg_count(it, name, &args, 2, 2)?;
             let n = want_str(it, &args[1], "attribute name")?.clone();
-            Ok(Val::Bool(get_attr(it, &args[0], &n).is_ok()))
+            match get_attr(it, &args[0], &n) {
+                Ok(_) => Ok(Val::Bool(true)),
+                Err(super::interp::Ctl::Exc { .. }) => Ok(Val::Bool(false)),
+                Err(other) => Err(other),
+            }
         }
         "getattr" => {
             arg_count(it, name, &args, 2, 3)?;
             let n = want_str(it, &args[1], "attribute name")?.clone();
             match get_attr(it, &args[0], &n) {
                 Ok(v) => Ok(v),
-                Err(e) => args.get(2).cloned().ok_or(e),
+                Err(e @ super::interp::Ctl::Exc { .. }) => args.get(2).cloned().ok_or(e),
+                Err(other) => Err(other),
             }
         }
         "callable" => {
@@ -1183,12 +1387,22 @@ pub fn get_attr(it: &mut Interp, obj: &Val, name: &str) -> R<Val> {
         Val::Mock(_) => return Err(it.fatal(format!("unsupported: attribute {name} of a mock"))),
         _ => None,
     };
-    found.ok_or_else(|| {
-        it.exc(
+    if let Some(v) = found {
+        return Ok(v);
+    }
+    // None and numbers have (almost) no attributes, so Python's AttributeError is the answer.
+    // Other types have many this runtime does not implement: a missing one is unsupported, not
+    // an AttributeError that rule code could catch and carry on from with a wrong answer.
+    match obj {
+        Val::None | Val::Bool(_) | Val::Int(_) | Val::Float(_) => Err(it.exc(
             "AttributeError",
             format!("'{}' object has no attribute '{name}'", type_name(obj)),
-        )
-    })
+        )),
+        _ => Err(it.fatal(format!(
+            "unsupported: attribute {name} of {}",
+            type_name(obj)
+        ))),
+    }
 }
 
 pub fn call_method(

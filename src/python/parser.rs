@@ -10,7 +10,11 @@ use super::lexer::{Tok, Token, tokenize};
 
 pub fn parse_module(src: &str) -> Result<Vec<Stmt>, PyDiag> {
     let tokens = tokenize(src)?;
-    let mut p = Parser { tokens, pos: 0 };
+    let mut p = Parser {
+        tokens,
+        pos: 0,
+        depth: 0,
+    };
     let mut body = Vec::new();
     while !p.at_eof() {
         if p.eat_tok(&Tok::Newline) {
@@ -30,7 +34,11 @@ fn parse_expr_text(src: &str, line: u32) -> Result<Expr, PyDiag> {
     for t in &mut tokens {
         t.line = line;
     }
-    let mut p = Parser { tokens, pos: 0 };
+    let mut p = Parser {
+        tokens,
+        pos: 0,
+        depth: 0,
+    };
     let e = p.test_list_star()?;
     p.eat_tok(&Tok::Newline);
     if !p.at_eof() {
@@ -42,7 +50,13 @@ fn parse_expr_text(src: &str, line: u32) -> Result<Expr, PyDiag> {
 struct Parser {
     tokens: Vec<Token>,
     pos: usize,
+    /// Current nesting of expressions and blocks: rule source is untrusted, and a parser that
+    /// recursed without bound could exhaust the stack.
+    depth: usize,
 }
+
+/// Deepest nesting of expressions and blocks the parser accepts.
+const MAX_NESTING: usize = 100;
 
 const KEYWORDS: &[&str] = &[
     "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue",
@@ -154,6 +168,18 @@ impl Parser {
     // ---- statements ----
 
     fn statement(&mut self) -> Result<Vec<Stmt>, PyDiag> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(self.error(format!(
+                "unsupported: nesting deeper than {MAX_NESTING} levels"
+            )));
+        }
+        let result = self.statement_inner();
+        self.depth -= 1;
+        result
+    }
+
+    fn statement_inner(&mut self) -> Result<Vec<Stmt>, PyDiag> {
         let line = self.line();
         let kind = match self.peek().clone() {
             Tok::Name(n) => match n.as_str() {
@@ -649,6 +675,18 @@ impl Parser {
     }
 
     fn test(&mut self) -> Result<Expr, PyDiag> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(self.error(format!(
+                "unsupported: nesting deeper than {MAX_NESTING} levels"
+            )));
+        }
+        let result = self.test_inner();
+        self.depth -= 1;
+        result
+    }
+
+    fn test_inner(&mut self) -> Result<Expr, PyDiag> {
         if self.eat_kw("lambda") {
             let params = self.params(":", false)?;
             self.expect_op(":")?;
@@ -700,6 +738,18 @@ impl Parser {
     }
 
     fn not_test(&mut self) -> Result<Expr, PyDiag> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(self.error(format!(
+                "unsupported: nesting deeper than {MAX_NESTING} levels"
+            )));
+        }
+        let result = self.not_test_inner();
+        self.depth -= 1;
+        result
+    }
+
+    fn not_test_inner(&mut self) -> Result<Expr, PyDiag> {
         if self.eat_kw("not") {
             return Ok(Expr::Unary(UnaryOp::Not, Box::new(self.not_test()?)));
         }
@@ -783,6 +833,18 @@ impl Parser {
     }
 
     fn factor(&mut self) -> Result<Expr, PyDiag> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(self.error(format!(
+                "unsupported: nesting deeper than {MAX_NESTING} levels"
+            )));
+        }
+        let result = self.factor_inner();
+        self.depth -= 1;
+        result
+    }
+
+    fn factor_inner(&mut self) -> Result<Expr, PyDiag> {
         let op = match self.peek() {
             Tok::Op("-") => Some(UnaryOp::Neg),
             Tok::Op("+") => Some(UnaryOp::Pos),

@@ -444,7 +444,7 @@ fn limits_stop_runaway_code() {
     assert!(
         matches!(run(deep, json!({})), Err(PyError::Runtime { message, .. }) if message.contains("recursion"))
     );
-    let big = "def rule(event):\n    s = 'x'\n    for i in range(30):\n        s = s + s\n    return len(s)\n";
+    let big = "def rule(event):\n    return len('x' * 2000000)\n";
     assert!(
         matches!(run(big, json!({})), Err(PyError::Runtime { message, .. }) if message.contains("limit"))
     );
@@ -566,5 +566,126 @@ fn lowering_refuses_what_it_cannot_state_exactly() {
             Ok(e) => panic!("{src}\nlowered to {e:?}"),
             Err(why) => assert!(why.contains(needle), "{src}: {why}"),
         }
+    }
+}
+
+#[test]
+fn hostile_sources_and_structures_fail_cleanly() {
+    let deep = format!(
+        "def rule(event):\n    return {}1{}\n",
+        "(".repeat(5000),
+        ")".repeat(5000)
+    );
+    assert!(load_err(&deep).message.contains("nesting deeper"));
+    let cyclic = "def rule(event):\n    a = []\n    a.append(a)\n    return str(a) == str(a)\n";
+    assert!(
+        matches!(run(cyclic, json!({})), Err(PyError::Runtime { message, .. }) if message.contains("nested too deeply"))
+    );
+    let grid = "def rule(event):\n    return len([[0] * 100000 for i in range(100000)])\n";
+    assert_eq!(run(grid, json!({})), Err(PyError::Budget));
+}
+
+#[test]
+fn unimplemented_attributes_are_unsupported_not_catchable() {
+    let src = "def rule(event):\n    try:\n        return 'a b'.translate({})\n    except Exception:\n        return 'caught'\n";
+    assert!(
+        matches!(run(src, json!({})), Err(PyError::Runtime { message, .. }) if message.contains("unsupported: attribute translate"))
+    );
+    let none_attr = "def rule(event):\n    try:\n        return event.get('x').lower()\n    except AttributeError:\n        return 'caught'\n";
+    assert_eq!(ok(none_attr, json!({})), json!("caught"));
+}
+
+#[test]
+fn json_loads_keeps_key_order() {
+    let src = "import json\ndef rule(event):\n    d = json.loads('{\"z\": 1, \"a\": {\"y\": 2, \"b\": 3}, \"z\": 4}')\n    return [list(d.keys()), json.dumps(d), isinstance(d, dict)]\n";
+    assert_eq!(
+        ok(src, json!({})),
+        json!([["z", "a"], "{\"z\": 4, \"a\": {\"y\": 2, \"b\": 3}}", true])
+    );
+}
+
+#[test]
+fn modules_are_shareable_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Module>();
+    let module = std::sync::Arc::new(
+        Module::parse("def rule(event):\n    return event.get('a') == 1\n", "t.py").unwrap(),
+    );
+    let handles: Vec<_> = (0..2)
+        .map(|i| {
+            let m = module.clone();
+            std::thread::spawn(move || {
+                let ev = json!({"a": i});
+                let mut kv = MemoryKv::new(1);
+                let mocks = Mocks::none();
+                let mut ctx = CallCtx {
+                    step_budget: 1000,
+                    state: &mut kv,
+                    now_ms: 0,
+                    mocks: &mocks,
+                };
+                m.call("rule", &Event::new(&ev), &mut ctx)
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(results, vec![Ok(json!(false)), Ok(json!(true))]);
+}
+
+#[test]
+fn module_globals_are_reused_only_when_nothing_can_change_them() {
+    assert!(native::globals_reusable(&parser::parse_module("import re\nNAMES = {'a', 'b'}\nP = re.compile('x')\ndef rule(e):\n    return e.get('n') in NAMES\n").unwrap()));
+    for src in [
+        "SEEN = []\ndef rule(e):\n    SEEN.append(1)\n    return len(SEEN)\n",
+        "N = 0\ndef rule(e):\n    global N\n    N = N + 1\n    return N\n",
+        "D = {}\ndef rule(e):\n    D['k'] = 1\n    return D\n",
+        "import datetime\nNOW = datetime.datetime.utcnow()\ndef rule(e):\n    return NOW\n",
+    ] {
+        assert!(
+            !native::globals_reusable(&parser::parse_module(src).unwrap()),
+            "{src}"
+        );
+    }
+    // A module that mutates its globals is evaluated afresh each call, so calls do not leak.
+    let src = "SEEN = []\ndef rule(e):\n    SEEN.append(1)\n    return len(SEEN)\n";
+    let module = Module::parse(src, "t.py").unwrap();
+    let mut kv = MemoryKv::new(1);
+    let mocks = Mocks::none();
+    let ev = json!({});
+    for _ in 0..3 {
+        let mut ctx = CallCtx {
+            step_budget: 1000,
+            state: &mut kv,
+            now_ms: 0,
+            mocks: &mocks,
+        };
+        assert_eq!(
+            module.call("rule", &Event::new(&ev), &mut ctx),
+            Ok(json!(1))
+        );
+    }
+    // A reusable module answers the same with and without its cached globals, and mocks still
+    // apply.
+    let src = "NAMES = {'a'}\ndef rule(e):\n    return e.get('n') in NAMES\n";
+    let module = Module::parse(src, "t.py").unwrap();
+    let mut mocked = Mocks::none();
+    mocked.insert("NAMES", json!(["b"]));
+    let ev = json!({"n": "a"});
+    for (mocks, want) in [
+        (&mocks, true),
+        (&mocks, true),
+        (&mocked, false),
+        (&mocks, true),
+    ] {
+        let mut ctx = CallCtx {
+            step_budget: 1000,
+            state: &mut kv,
+            now_ms: 0,
+            mocks,
+        };
+        assert_eq!(
+            module.call("rule", &Event::new(&ev), &mut ctx),
+            Ok(json!(want))
+        );
     }
 }

@@ -19,7 +19,7 @@ fn path(it: &mut Interp, keys: &[&str]) -> R<Option<Val>> {
     let mut cur = Val::Event;
     for k in keys {
         let next = match &cur {
-            Val::Event => super::native::event_get(it.event, k),
+            Val::Event => super::native::event_get(it, k),
             Val::Dict(d) => d.borrow().get_str(k).cloned(),
             _ => None,
         };

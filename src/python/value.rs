@@ -111,7 +111,7 @@ impl Dict {
     fn get_ci(&self, key: &str) -> Option<&Val> {
         self.keys
             .iter()
-            .position(|k| matches!(k, Val::Str(s) if s.to_lowercase() == key.to_lowercase()))
+            .position(|k| matches!(k, Val::Str(s) if same_lower(s, key)))
             .map(|i| &self.vals[i])
     }
     pub fn get_str(&self, key: &str) -> Option<&Val> {
@@ -258,8 +258,44 @@ fn int_like(v: &Val) -> Option<i64> {
     }
 }
 
+thread_local! {
+    static NEST: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    static TOO_DEEP: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Containers nested deeper than this (a list holding itself, say) make `repr`, `==` and
+/// ordering give up; the call then fails with a run-time error instead of guessing.
+const MAX_NEST: usize = 100;
+
+/// Runs `f` one container level deeper, or returns `fallback` and records the overflow.
+fn nested<T>(fallback: T, f: impl FnOnce() -> T) -> T {
+    let depth = NEST.with(|n| n.get());
+    if depth >= MAX_NEST {
+        TOO_DEEP.with(|t| t.set(true));
+        return fallback;
+    }
+    NEST.with(|n| n.set(depth + 1));
+    let out = f();
+    NEST.with(|n| n.set(depth));
+    out
+}
+
+/// Clears the overflow flag (at the start of a call) and reports whether it was set.
+pub fn take_too_deep() -> bool {
+    TOO_DEEP.with(|t| t.replace(false))
+}
+
 /// Python `==`.
 pub fn py_eq(a: &Val, b: &Val) -> bool {
+    match (a, b) {
+        (Val::List(_) | Val::Tuple(_) | Val::Dict(_) | Val::Set(_), _) => {
+            nested(false, || py_eq_inner(a, b))
+        }
+        _ => py_eq_inner(a, b),
+    }
+}
+
+fn py_eq_inner(a: &Val, b: &Val) -> bool {
     if let (Some(x), Some(y)) = (int_like(a), int_like(b)) {
         return x == y;
     }
@@ -336,6 +372,10 @@ pub fn py_cmp(a: &Val, b: &Val) -> Result<std::cmp::Ordering, String> {
 }
 
 fn seq_cmp(x: &[Val], y: &[Val]) -> Result<std::cmp::Ordering, String> {
+    nested(Ok(std::cmp::Ordering::Equal), || seq_cmp_inner(x, y))
+}
+
+fn seq_cmp_inner(x: &[Val], y: &[Val]) -> Result<std::cmp::Ordering, String> {
     for (a, b) in x.iter().zip(y) {
         if !py_eq(a, b) {
             return py_cmp(a, b);
@@ -414,6 +454,15 @@ pub fn py_str(v: &Val) -> String {
 
 /// Python `repr()`.
 pub fn py_repr(v: &Val) -> String {
+    match v {
+        Val::List(_) | Val::Tuple(_) | Val::Dict(_) | Val::Set(_) => {
+            nested(String::from("..."), || py_repr_inner(v))
+        }
+        _ => py_repr_inner(v),
+    }
+}
+
+fn py_repr_inner(v: &Val) -> String {
     match v {
         Val::None => "None".into(),
         Val::Bool(true) => "True".into(),
@@ -585,5 +634,14 @@ pub fn json_key(k: &Val) -> String {
         Val::Bool(true) => "true".into(),
         Val::Bool(false) => "false".into(),
         other => py_str(other),
+    }
+}
+
+/// Python's `a.lower() == b.lower()`, without allocating when both are ASCII.
+pub fn same_lower(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a.to_lowercase() == b.to_lowercase()
     }
 }
