@@ -59,6 +59,8 @@ pub struct Interp<'a, 'e, 's> {
     steps: std::cell::Cell<u64>,
     pub line: u32,
     pub globals: Scope,
+    /// Whether `globals` is shared with the per-thread cache (and so must not be emptied).
+    globals_cached: bool,
     depth: usize,
     /// The exceptions being handled, innermost last (for a bare `raise`).
     handling: Vec<(Rc<str>, String)>,
@@ -77,11 +79,21 @@ pub fn call(
         steps: std::cell::Cell::new(0),
         line: 0,
         globals: globals.clone(),
+        globals_cached: false,
         depth: 0,
         handling: Vec::new(),
     };
     take_too_deep();
     let result = it.run(module, name);
+    // A module's functions are values in its globals that point back at those globals (an `Rc`
+    // cycle), so a scope built for this call alone is emptied here, after the result no longer
+    // needs it; otherwise every call would leak its module's globals. A scope kept in the
+    // per-thread cache lives on (and is emptied when the cache evicts it).
+    let result = result.map(|v| to_json(&v, event.root(), 0));
+    if !it.globals_cached {
+        it.globals.borrow_mut().clear();
+        globals.borrow_mut().clear();
+    }
     if take_too_deep() {
         return Err(PyError::Runtime {
             line: it.line,
@@ -90,7 +102,7 @@ pub fn call(
         });
     }
     match result {
-        Ok(v) => Ok(to_json(&v, event.root(), 0)),
+        Ok(json) => Ok(json),
         Err(Ctl::Budget) => Err(PyError::Budget),
         Err(Ctl::Exc { kind, msg, line }) => Err(PyError::Runtime {
             line,
@@ -121,16 +133,24 @@ impl<'a, 'e, 's> Interp<'a, 'e, 's> {
             None
         };
         match cached {
-            Some(scope) => self.globals = scope,
+            Some(scope) => {
+                self.globals = scope;
+                self.globals_cached = true;
+            }
             None => {
                 self.exec_block(&module.body, &mut frame)?;
                 if reuse {
                     GLOBALS_CACHE.with(|c| {
                         let mut c = c.borrow_mut();
                         if c.len() >= 4096 {
+                            // Emptied first: each scope is an `Rc` cycle (see `call`).
+                            for scope in c.values() {
+                                scope.borrow_mut().clear();
+                            }
                             c.clear();
                         }
                         c.insert(module.id, self.globals.clone());
+                        self.globals_cached = true;
                     });
                 }
             }
