@@ -140,16 +140,20 @@ fn main() -> anyhow::Result<()> {
     summary.unchanged_logic.sort();
     summary.unchanged_logic.dedup();
     eprintln!(
-        "gen_rule_variants: {} copies x {} files: {} files, {} rule documents, {} string values perturbed; \
-         {} rules have no perturbable string, so their copies fire where they do: {}",
+        "gen_rule_variants: {} copies x {} files: {} files, {} rule documents, {} string values perturbed",
         args.copies,
         sources.len(),
         summary.files,
         summary.rule_documents,
         summary.perturbed_values,
-        summary.unchanged_logic.len(),
-        summary.unchanged_logic.join(", ")
     );
+    if !summary.unchanged_logic.is_empty() {
+        eprintln!(
+            "gen_rule_variants: {} rules have no string value to perturb, so their copies fire where they do: {}",
+            summary.unchanged_logic.len(),
+            summary.unchanged_logic.join(", ")
+        );
+    }
     Ok(())
 }
 
