@@ -213,7 +213,7 @@ fn vary_identity(identity: &mut [(String, Json)], principal: &Principal) {
                     text.push_str(&principal.name);
                 }
                 None if has_id_prefix(text) => {
-                    *text = format!("{}{}", &text[..4], principal.key_suffix);
+                    *text = format!("{}{}", &text[..4], principal.id_suffix);
                 }
                 None => {}
             },
@@ -280,7 +280,9 @@ fn reshape(text: &str, rng: &mut SplitMix64) -> String {
 
 struct Principal {
     name: String,
-    /// The 16 characters after the `AKIA`/`ASIA`/`AIDA` prefix of this principal's ids.
+    /// The 16 characters after the `AIDA`/`AROA` prefix of this principal's unique id.
+    id_suffix: String,
+    /// The 16 characters after the `AKIA`/`ASIA` prefix of this principal's access key.
     key_suffix: String,
     home_ip: String,
 }
@@ -324,11 +326,16 @@ impl Population {
         let principals = (0..n_principals)
             .map(|idx| {
                 let first = FIRST[rng.below(FIRST.len() as u64) as usize];
-                let key_suffix = (0..16)
-                    .map(|_| char::from(KEY_CHARS[rng.below(KEY_CHARS.len() as u64) as usize]))
-                    .collect();
+                let mut suffix = || -> String {
+                    (0..16)
+                        .map(|_| char::from(KEY_CHARS[rng.below(KEY_CHARS.len() as u64) as usize]))
+                        .collect()
+                };
+                let id_suffix = suffix();
+                let key_suffix = suffix();
                 Principal {
                     name: format!("{first}-{idx}"),
+                    id_suffix,
                     key_suffix,
                     home_ip: public_ipv4(seed, 1_000_000 + idx).to_string(),
                 }
