@@ -126,3 +126,39 @@ fn disabled_rules_never_run() {
     let mut engine = Engine::new(loaded.set, EngineConfig::new(Limits::default())).0;
     assert!(matched_ids(&mut engine, &event("GetUser", "a")).is_empty());
 }
+
+/// A line the event view finds broken (a number beyond f64, in a field no rule reads) is an
+/// invalid line: it must not count towards a threshold, even though the rule's code would
+/// have matched it.
+#[test]
+fn broken_lines_leave_threshold_state_alone() {
+    let dir = TempDir::new("broken");
+    dir.write(
+        "t.yml",
+        &format!(
+            "{}Threshold: 2\nDedupPeriodMinutes: 60\n",
+            spec("Threshold.Rule", "t.py")
+        ),
+    );
+    dir.write(
+        "t.py",
+        "def rule(event):\n    return event.get('eventName') == 'CreateUser'\n",
+    );
+    let mut engine = engine(&dir, 10_000);
+    let line = r#"{"eventVersion":"1.09","eventSource":"iam.amazonaws.com","eventName":"CreateUser","awsRegion":"us-east-1","junk":1e400}"#;
+    let broken = vigil::event::Event::parse(line).unwrap();
+    let mut out = Detections::default();
+    engine.evaluate(&broken, 0, &mut out);
+    assert!(broken.is_broken() && out.matches.is_empty());
+    let whole = event("CreateUser", "alice");
+    let mut out = Detections::default();
+    engine.evaluate(&vigil::event::Event::new(&whole), 0, &mut out);
+    assert_eq!(out.matches.len(), 1);
+    let output = out.output(out.matches[0]).unwrap();
+    assert_eq!(
+        output.threshold_count,
+        Some(1),
+        "the broken line was counted"
+    );
+    assert_eq!(output.alert, Some(false));
+}

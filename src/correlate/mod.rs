@@ -544,7 +544,7 @@ impl Correlator {
             (
                 Aggregate::Sum | Aggregate::Avg | Aggregate::Percentile(_),
                 Some(GroupSource::Field(field)),
-            ) => Datum::Number(number_of(event.first(field)?)?),
+            ) => Datum::Number(number_of(group_value(field, event, context)?)?),
             // No loader builds a sum, average or percentile over a computed value (ES|QL
             // `SUM`/`AVG` are reported unsupported); ignoring the match keeps this total.
             (

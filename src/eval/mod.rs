@@ -247,16 +247,27 @@ impl Engine {
         out.outputs.clear();
         self.stats.events += 1;
         let rules = &self.matcher.rules;
+        // State (key-value helpers, thresholds, correlation groups) must only ever see events
+        // that are whole: a field no rule has read yet may still hold a value the event view
+        // cannot represent (see `Event::is_broken`). So before any state changes, a matched
+        // event that feeds state is materialized in full, which finds such a value.
+        let feeds_state = !self.correlator.is_empty()
+            || out.matches.iter().any(|&idx| {
+                rules[idx].extra.native.is_some() || rules[idx].extra.threshold.is_some()
+            });
+        if !out.matches.is_empty() && feeds_state {
+            event.root();
+        }
+        if event.is_broken() {
+            out.clear();
+            return;
+        }
         let script = &mut self.script;
         let time_fields = &self.config.time_fields;
         let outputs = &mut out.outputs;
         out.matches.retain(|&idx| {
             script.confirm(idx, &rules[idx], event, arrival_ms, time_fields, outputs)
         });
-        if event.is_broken() {
-            out.clear();
-            return;
-        }
         for &idx in &out.matches {
             self.stats.rule_hits[idx] += 1;
         }
@@ -270,10 +281,6 @@ impl Engine {
                 Some(_) => {
                     self.stats.future_times += 1;
                     None
-                }
-                None if event.is_broken() => {
-                    out.clear();
-                    return;
                 }
                 None => {
                     self.stats.time_fallbacks += 1;

@@ -2164,7 +2164,7 @@ pub fn format_value(it: &Interp, v: &Val, spec: &str) -> R<String> {
     }
     let mut width = 0usize;
     while let Some(d) = chars.get(i).and_then(|c| c.to_digit(10)) {
-        width = width * 10 + d as usize;
+        width = width.saturating_mul(10).saturating_add(d as usize);
         i += 1;
     }
     let mut grouping = None;
@@ -2177,7 +2177,7 @@ pub fn format_value(it: &Interp, v: &Val, spec: &str) -> R<String> {
         i += 1;
         let mut p = 0usize;
         while let Some(d) = chars.get(i).and_then(|c| c.to_digit(10)) {
-            p = p * 10 + d as usize;
+            p = p.saturating_mul(10).saturating_add(d as usize);
             i += 1;
         }
         precision = Some(p.min(100));
@@ -2450,6 +2450,8 @@ pub fn percent_format(it: &mut Interp, f: &str, args: &Val) -> R<String> {
             .trim_start_matches(['-', '+', ' '])
             .parse()
             .unwrap_or(0);
+        // The pad is checked against the string limit before it is built.
+        it.check_str(width)?;
         if text.chars().count() < width && kind != 'f' {
             let pad = " ".repeat(width - text.chars().count());
             if spec.starts_with('-') {

@@ -689,3 +689,18 @@ fn module_globals_are_reused_only_when_nothing_can_change_them() {
         );
     }
 }
+
+/// A `%` format width is checked against the string limit before the pad is built, and a
+/// format-spec width too large for `usize` saturates instead of overflowing: both are a
+/// runtime error, never a huge allocation or a panic.
+#[test]
+fn format_widths_are_bounded() {
+    let src = "def rule(event):\n    return '%50000000s' % 'x'\n";
+    assert!(matches!(run(src, json!({})), Err(PyError::Runtime { .. })));
+    let src = "def rule(event):\n    return f\"{'x':99999999999999999999999}\"\n";
+    assert!(matches!(run(src, json!({})), Err(PyError::Runtime { .. })));
+    assert_eq!(
+        ok("def rule(event):\n    return '%5s' % 'x'\n", json!({})),
+        json!("    x")
+    );
+}
