@@ -532,7 +532,7 @@ fn write_java(value: &Value, out: &mut String) {
 
 /// `Double.toString`: plain decimal with at least one fractional digit in `[1e-3, 1e7)`,
 /// computerized scientific notation (`1.0E10`) outside it.
-fn java_double(x: f64) -> String {
+pub(crate) fn java_double(x: f64) -> String {
     if !x.is_finite() {
         return if x.is_nan() {
             "NaN".into()

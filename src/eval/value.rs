@@ -53,7 +53,7 @@ impl Val<'_> {
             Val::Null => None,
             Val::Bool(value) => Some(Cow::Borrowed(if *value { "true" } else { "false" })),
             Val::Int(value) => Some(Cow::Owned(value.to_string())),
-            Val::Num(value) => Some(Cow::Owned(java_double_text(*value))),
+            Val::Num(value) => Some(Cow::Owned(crate::ecs::java_double(*value))),
             Val::Str(text) => Some(Cow::Borrowed(text)),
             Val::Date(ms) => Some(Cow::Owned(date_text(*ms))),
             Val::Multi(items) => items.first().and_then(Val::text),
@@ -517,36 +517,6 @@ pub fn dissect<'t>(pattern: &DissectPattern, input: &'t str) -> Option<Vec<Optio
     )
 }
 
-/// A double as Java's `Double.toString` writes it (ES|QL `TO_STRING` of a double): the
-/// shortest digits that round-trip, always with a fraction (`12.0`), and in computerized
-/// scientific notation (`1.0E7`, `1.5E-4`) outside `[1e-3, 1e7)`.
-fn java_double_text(value: f64) -> String {
-    if !value.is_finite() {
-        return if value.is_nan() {
-            "NaN".into()
-        } else if value > 0.0 {
-            "Infinity".into()
-        } else {
-            "-Infinity".into()
-        };
-    }
-    let magnitude = value.abs();
-    if value == 0.0 || (1e-3..1e7).contains(&magnitude) {
-        let text = value.to_string();
-        return if text.contains('.') {
-            text
-        } else {
-            format!("{text}.0")
-        };
-    }
-    let text = format!("{value:e}");
-    match text.split_once('e') {
-        Some((mantissa, exponent)) if mantissa.contains('.') => format!("{mantissa}E{exponent}"),
-        Some((mantissa, exponent)) => format!("{mantissa}.0E{exponent}"),
-        None => text,
-    }
-}
-
 /// Epoch milliseconds as `2024-01-01T00:00:10.000Z`.
 fn date_text(ms: i64) -> String {
     match chrono::DateTime::from_timestamp_millis(ms) {
@@ -677,12 +647,12 @@ mod tests {
 
     #[test]
     fn doubles_print_as_java_does() {
-        assert_eq!(java_double_text(12.0), "12.0");
-        assert_eq!(java_double_text(0.5), "0.5");
-        assert_eq!(java_double_text(-0.0), "-0.0");
-        assert_eq!(java_double_text(1e7), "1.0E7");
-        assert_eq!(java_double_text(12345678.9), "1.23456789E7");
-        assert_eq!(java_double_text(0.00015), "1.5E-4");
+        assert_eq!(crate::ecs::java_double(12.0), "12.0");
+        assert_eq!(crate::ecs::java_double(0.5), "0.5");
+        assert_eq!(crate::ecs::java_double(-0.0), "-0.0");
+        assert_eq!(crate::ecs::java_double(1e7), "1.0E7");
+        assert_eq!(crate::ecs::java_double(12345678.9), "1.23456789E7");
+        assert_eq!(crate::ecs::java_double(0.00015), "1.5E-4");
     }
 
     #[test]
