@@ -101,8 +101,7 @@ pub fn necessary_condition(body: &[Stmt], name: &str, mocked: &[&str]) -> ir::Ex
         return Ir::Const(true);
     }
     let p = &def.params;
-    if p.positional.len() != 1 || p.star.is_some() || p.starstar.is_some() || !p.kwonly.is_empty()
-    {
+    if p.positional.len() != 1 || p.star.is_some() || p.starstar.is_some() || !p.kwonly.is_empty() {
         return Ir::Const(true);
     }
     let param = p.positional[0].0.clone();
@@ -381,7 +380,10 @@ impl Scan {
 #[derive(Clone, Debug)]
 enum Sym {
     /// `event.get(key, default)`.
-    Get { key: String, default: Const },
+    Get {
+        key: String,
+        default: Const,
+    },
     Const(Const),
     Strs(Vec<String>),
 }
@@ -772,9 +774,7 @@ mod tests {
         );
         assert_eq!(got, [true, true, false]);
         // The same through `aws_cloudtrail_success`, whose keys are looked up the same way.
-        let src = format!(
-            "{IMPORT}def rule(event):\n    return aws_cloudtrail_success(event)\n"
-        );
+        let src = format!("{IMPORT}def rule(event):\n    return aws_cloudtrail_success(event)\n");
         let (_, got) = check(&src, &[json!({"ErrorCode": "Denied"}), json!({"a": 1})]);
         assert_eq!(got, [false, true]);
     }
@@ -804,7 +804,12 @@ mod tests {
         let src = "def rule(event):\n    if event.get(\"k\") != \"5\":\n        return False\n    return True\n";
         let (_, got) = check(
             src,
-            &[json!({"k": 5}), json!({"k": "5"}), json!({"k": ["5"]}), json!({})],
+            &[
+                json!({"k": 5}),
+                json!({"k": "5"}),
+                json!({"k": ["5"]}),
+                json!({}),
+            ],
         );
         // A number compares by its text in the IR: more permissive, still sound.
         assert_eq!(got, [true, true, true, false]);
@@ -815,7 +820,11 @@ mod tests {
         let src = "EVENTS = {\"A\", \"B\"}\ndef rule(event):\n    return event.get(\"eventName\") in EVENTS\n";
         let (_, got) = check(
             src,
-            &[json!({"eventName": "A"}), json!({"eventName": "B"}), json!({"eventName": "C"})],
+            &[
+                json!({"eventName": "A"}),
+                json!({"eventName": "B"}),
+                json!({"eventName": "C"}),
+            ],
         );
         assert_eq!(got, [true, true, false]);
         // A constant the module mutates, rebinds or declares global is not trusted.
@@ -825,7 +834,8 @@ mod tests {
             "EVENTS = [\"A\"]\ndef f(x):\n    global EVENTS\n    EVENTS = [x]\n",
             "EVENTS = \"AB\"\n",
         ] {
-            let src = format!("{body}def rule(event):\n    return event.get(\"eventName\") in EVENTS\n");
+            let src =
+                format!("{body}def rule(event):\n    return event.get(\"eventName\") in EVENTS\n");
             let n = module(&src).necessary("rule");
             assert!(matches!(n, Ir::Const(true)), "{src}\n{n}");
         }
