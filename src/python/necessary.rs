@@ -23,6 +23,9 @@
 //!   operand of `in`, and not replaced by a test's mock.
 //! - `event.get("k").startswith(p)`: a value that is not a `str` raises, so a truthy result
 //!   means a `str` with the prefix.
+//! - `not event.get("k")`: no value whose text proves it truthy ([`TRUTHY_TEXT`]).
+//! - `all([...])` / `any([...])` over a literal list, as `and` / `or` (the builtins, when the
+//!   module neither rebinds nor mocks them).
 //! - `aws_cloudtrail_success(event)` (imported from `panther_aws_helpers`, not rebound, not
 //!   mocked): `errorCode` and `errorMessage` are both falsy, stated as "no value whose text
 //!   proves it truthy" (see [`TRUTHY_TEXT`]).
@@ -113,8 +116,13 @@ pub fn necessary_condition(body: &[Stmt], name: &str, mocked: &[&str]) -> ir::Ex
         return Ir::Const(true);
     }
     // A module constant assigned inside the function is local there (and counted twice above).
+    let builtins_ok = ["all", "any"]
+        .into_iter()
+        .filter(|n| !scan.binds.contains_key(*n) && !is_mocked(n))
+        .collect();
     let ctx = Ctx {
         consts,
+        builtins_ok,
         success_ok,
         param,
         fuel: Cell::new(FUEL),
@@ -392,6 +400,8 @@ type Env = HashMap<String, Sym>;
 
 struct Ctx {
     consts: HashMap<String, Vec<String>>,
+    /// The builtins `all` and `any` where the module neither binds nor mocks them.
+    builtins_ok: HashSet<&'static str>,
     success_ok: bool,
     param: String,
     fuel: Cell<u32>,
@@ -547,11 +557,42 @@ impl Ctx {
                     _ => Ir::Const(true),
                 }
             }
+            Expr::Call(f, args) => match self.sym(e, env) {
+                Some(sym) => get_falsy(sym),
+                None => self.call_f(f, args, env),
+            },
             Expr::Name(_) => match self.sym(e, env) {
-                Some(Sym::Const(c)) => Ir::Const(!truthy_const(&c)),
-                _ => Ir::Const(true),
+                Some(sym) => get_falsy(sym),
+                None => Ir::Const(true),
             },
             _ => Ir::Const(true),
+        }
+    }
+
+    /// `all([...])` and `any([...])` over a list literal, when the builtin is not rebound:
+    /// every element is evaluated (any may raise), then combined like `and` / `or`.
+    fn all_any<'e>(&self, f: &Expr, args: &'e [Arg]) -> Option<(bool, &'e [Expr])> {
+        let Expr::Name(n) = f else {
+            return None;
+        };
+        if !self.builtins_ok.contains(n.as_str()) {
+            return None;
+        }
+        let [Arg::Pos(Expr::List(items) | Expr::Tuple(items))] = args else {
+            return None;
+        };
+        match n.as_str() {
+            "all" => Some((true, items)),
+            "any" => Some((false, items)),
+            _ => None,
+        }
+    }
+
+    fn call_f(&self, f: &Expr, args: &[Arg], env: &Env) -> Ir {
+        match self.all_any(f, args) {
+            Some((true, items)) => Ir::or(items.iter().map(|i| self.f(i, env)).collect()),
+            Some((false, items)) => Ir::and(items.iter().map(|i| self.f(i, env)).collect()),
+            None => Ir::Const(true),
         }
     }
 
@@ -598,6 +639,11 @@ impl Ctx {
     }
 
     fn call_t(&self, f: &Expr, args: &[Arg], env: &Env) -> Ir {
+        match self.all_any(f, args) {
+            Some((true, items)) => return Ir::and(items.iter().map(|i| self.t(i, env)).collect()),
+            Some((false, items)) => return Ir::or(items.iter().map(|i| self.t(i, env)).collect()),
+            None => {}
+        }
         match f {
             Expr::Name(n) if n == "aws_cloudtrail_success" && self.success_ok => {
                 if !matches!(args, [Arg::Pos(x)] if self.is_event(x)) {
@@ -647,6 +693,19 @@ impl Ctx {
             }
             _ => Ir::Const(true),
         }
+    }
+}
+
+/// Necessary for an `event.get` value to be falsy: no value whose text proves it truthy (an
+/// absent key gives the default, and no value was found then either).
+fn get_falsy(sym: Sym) -> Ir {
+    match sym {
+        Sym::Get { key, .. } => match (key_path(&key), truthy_text()) {
+            (Some(path), Some(pred)) => Ir::not(field_at(path, pred)),
+            _ => Ir::Const(true),
+        },
+        Sym::Const(c) => Ir::Const(!truthy_const(&c)),
+        Sym::Strs(_) => Ir::Const(true),
     }
 }
 
@@ -915,5 +974,35 @@ mod tests {
         let src = "def rule(event):\n    return event.get(\"a\")\n";
         let (_, got) = check(src, &[json!({}), json!({"A": "x"}), json!({"b": 1})]);
         assert_eq!(got, [false, true, false]);
+    }
+
+    #[test]
+    fn all_any_and_falsy_gets() {
+        let src = "def rule(event):\n    return all([not event.get(\"errorCode\"), event.get(\"eventName\") == \"StopInstances\"])\n";
+        let (_, got) = check(
+            src,
+            &[
+                json!({"eventName": "StopInstances"}),
+                json!({"eventName": "StopInstances", "errorCode": "X"}),
+                json!({"eventName": "StopInstances", "errorCode": false}),
+                json!({"eventName": "Other"}),
+            ],
+        );
+        assert_eq!(got, [true, false, true, false]);
+        let src = "def rule(event):\n    if event.get(\"errorCode\") or any([event.get(\"a\") == \"1\", event.get(\"a\") == \"2\"]):\n        return False\n    return True\n";
+        let (_, got) = check(
+            src,
+            &[
+                json!({}),
+                json!({"errorCode": "X"}),
+                json!({"a": "2"}),
+                json!({"a": "3"}),
+            ],
+        );
+        assert_eq!(got, [true, false, true, true]);
+        // A module that defines its own `all` gets no condition from it.
+        let src = "def all(x):\n    return True\ndef rule(event):\n    return all([event.get(\"a\") == \"1\"])\n";
+        let n = module(src).necessary("rule");
+        assert!(matches!(n, Ir::Const(true)), "{n}");
     }
 }
