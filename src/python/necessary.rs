@@ -161,6 +161,13 @@ fn key_path(key: &str) -> Option<FieldPath> {
     if key.is_empty() || key.contains('.') {
         return None;
     }
+    // An event caches derived values by the path's text alone, whatever derives them: a key
+    // that is also an ECS field the Elastic view derives (`@timestamp`) could be served the
+    // ECS value in a run that loads both formats (or poison it with ours). Such keys are not
+    // used.
+    if crate::ecs::is_derivable(key) {
+        return None;
+    }
     Some(FieldPath {
         derive: Some(panther_key as DeriveFn),
         ..FieldPath::new(key)
@@ -443,9 +450,11 @@ impl Ctx {
                     return Ir::Const(true);
                 };
                 let mut env = env.clone();
+                // A local collection could be mutated in place (`names.append(...)` inside a
+                // later expression) before `in` reads it: only immutable values are tracked.
                 match self.sym(value, &env) {
-                    Some(sym) => env.insert(n.clone(), sym),
-                    None => env.remove(n),
+                    Some(sym @ (Sym::Get { .. } | Sym::Const(_))) => env.insert(n.clone(), sym),
+                    _ => env.remove(n),
                 };
                 self.block(&rest, &env)
             }
@@ -974,6 +983,22 @@ mod tests {
         let src = "def rule(event):\n    return event.get(\"a\")\n";
         let (_, got) = check(src, &[json!({}), json!({"A": "x"}), json!({"b": 1})]);
         assert_eq!(got, [false, true, false]);
+    }
+
+    /// Trap: a key the ECS view also derives shares the event's derived-value cache.
+    #[test]
+    fn ecs_derivable_keys_give_no_condition() {
+        let src = "def rule(event):\n    return event.get(\"@timestamp\") == \"x\"\n";
+        let n = module(src).necessary("rule");
+        assert!(matches!(n, Ir::Const(true)), "{n}");
+    }
+
+    /// Trap: a local list may be mutated inside an expression before `in` reads it.
+    #[test]
+    fn local_collections_are_not_trusted() {
+        let src = "def rule(event):\n    names = [\"a\"]\n    return names.append(\"b\") or event.get(\"k\") in names\n";
+        let (n, _) = check(src, &[json!({"k": "b"})]);
+        assert!(matches!(n, Ir::Const(true)), "{n}");
     }
 
     #[test]
