@@ -10,10 +10,13 @@
 use std::path::PathBuf;
 
 use serde_json::Value;
+use vigil::correlate::Limits;
 use vigil::eval::matcher::matches;
+use vigil::eval::{Engine, EngineConfig};
 use vigil::event::Event;
 use vigil::ir::{Expr, LogSource, Rule};
 use vigil::panther_rt::{CallCtx, Mocks, PantherScript};
+use vigil::protocol::{Processor, ProtocolConfig};
 use vigil::python::MemoryKv;
 use vigil::rules::{LoadOptions, Loader};
 
@@ -175,4 +178,57 @@ fn necessary_conditions_never_reject_a_match() {
         "{n_with_condition} rules with a condition"
     );
     assert!(n_filtered > 0);
+}
+
+/// 2030-01-01T00:00:00Z: after every event time of the corpus.
+const ARRIVAL_MS: i64 = 1_893_456_000_000;
+
+fn panther_processor(corpus: &std::path::Path, use_index: bool) -> Processor {
+    let mut loader = Loader::new(LoadOptions::default());
+    loader.add_path(&corpus.join("panther"));
+    let mut config = EngineConfig::new(Limits::default());
+    config.use_index = use_index;
+    let (engine, _) = Engine::new(loader.finish().set, config);
+    Processor::new(engine, ProtocolConfig::default())
+}
+
+/// With the conditions in `expr`, the index now narrows Panther rules: it must change no
+/// answer on the corpus CloudTrail files (the index decides nothing).
+#[test]
+fn panther_rules_with_and_without_index() {
+    let Some(corpus) = corpus() else {
+        return;
+    };
+    let mut indexed = panther_processor(&corpus, true);
+    let mut plain = panther_processor(&corpus, false);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(corpus.join("events"))
+        .expect("the corpus has events/")
+        .filter_map(|entry| Some(entry.ok()?.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "ndjson"))
+        .collect();
+    files.sort();
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for file in &files {
+        let text = std::fs::read(file).expect("a readable event file");
+        for (idx, line) in text
+            .split(|&b| b == b'\n')
+            .filter(|line| !line.is_empty())
+            .enumerate()
+        {
+            with.clear();
+            without.clear();
+            indexed.process_line(line, ARRIVAL_MS, &mut with);
+            plain.process_line(line, ARRIVAL_MS, &mut without);
+            assert_eq!(
+                String::from_utf8_lossy(&with),
+                String::from_utf8_lossy(&without),
+                "{}: line {}",
+                file.display(),
+                idx + 1
+            );
+        }
+    }
+    // The comparison means something only if rules fire.
+    assert!(indexed.counters().matched > 100, "{:?}", indexed.counters());
+    assert_eq!(indexed.counters(), plain.counters());
 }
