@@ -17,6 +17,7 @@ mod interp;
 mod lexer;
 mod lower;
 mod native;
+mod necessary;
 mod parser;
 mod udm;
 mod value;
@@ -356,6 +357,19 @@ impl Module {
     /// applied.
     pub fn lower(&self, name: &str) -> Result<crate::ir::Expr, String> {
         lower::lower_function(&self.body, name)
+    }
+
+    /// An IR expression that holds on every event where `name(event)` returns a truthy value
+    /// (a necessary condition, for the rule index; `Const(true)` when nothing can be proven).
+    /// See `necessary.rs`.
+    pub fn necessary(&self, name: &str) -> crate::ir::Expr {
+        necessary::necessary_condition(&self.body, name, &[])
+    }
+
+    /// [`Module::necessary`], trusting none of the module-level names in `mocked` (a test's
+    /// mocks replace them, and a condition taken from the original would not hold).
+    pub fn necessary_with_mocks(&self, name: &str, mocked: &[&str]) -> crate::ir::Expr {
+        necessary::necessary_condition(&self.body, name, mocked)
     }
 }
 

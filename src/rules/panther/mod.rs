@@ -266,6 +266,18 @@ fn lower_rule(path: &str, doc: &Node, module_dir: Option<&Path>) -> Result<Rule,
             "a rule needs 'Filename' (a Python module) or 'Detection' (a simple detection)",
         ));
     }
+    if let Some(module) = &script {
+        // `rule()` must hold for a match, so a necessary condition of it may join `expr`: the
+        // index then skips the rule on events that cannot match (the native code still
+        // decides). Names the rule's tests mock are not trusted, since `vigil test` checks
+        // `expr` on the mocked module.
+        let mocked: Vec<&str> = extra
+            .tests
+            .iter()
+            .flat_map(|test| test.mocks.iter().map(|(name, _)| name.as_str()))
+            .collect();
+        parts.push(module.necessary_with_mocks("rule", &mocked));
+    }
     let alert_title = doc.get("AlertTitle").and_then(Node::scalar_text);
     let alert_context = match doc.get("AlertContext") {
         Some(node) => lower_alert_context(node)?,
