@@ -330,7 +330,11 @@ impl<'a> Event<'a> {
         let mut cell = &self.derived.head;
         loop {
             match cell.get() {
-                Some(node) if node.path == path.raw => return node.value.as_ref(),
+                // Keyed by the derivation too: two formats may derive the same name differently
+                // (the ECS view and Panther's case-insensitive keys).
+                Some(node) if node.path == path.raw && node.derive == derive as usize => {
+                    return node.value.as_ref();
+                }
                 Some(node) => cell = &node.next,
                 None => break,
             }
@@ -338,6 +342,7 @@ impl<'a> Event<'a> {
         let node = cell.get_or_init(|| {
             Box::new(DerivedNode {
                 path: path.raw.clone(),
+                derive: derive as usize,
                 value: derive(&path.raw, self),
                 next: OnceCell::new(),
             })
@@ -359,6 +364,8 @@ struct Derived {
 
 struct DerivedNode {
     path: String,
+    /// The address of the derivation that computed `value`.
+    derive: usize,
     value: Option<Value>,
     next: OnceCell<Box<DerivedNode>>,
 }
@@ -740,6 +747,17 @@ mod tests {
             ..FieldPath::new("other")
         };
         assert_eq!(event.first(&other), Some(&json!("BOB")));
+        assert_eq!(event.first(&path), Some(&json!("BOB")));
+        // The same name derived another way is cached apart.
+        fn lower(_path: &str, event: &Event<'_>) -> Option<Value> {
+            let name = event.get("name")?.as_str()?;
+            Some(Value::String(format!("{name}!")))
+        }
+        let same_name = FieldPath {
+            derive: Some(lower),
+            ..FieldPath::new("upper")
+        };
+        assert_eq!(event.first(&same_name), Some(&json!("bob!")));
         assert_eq!(event.first(&path), Some(&json!("BOB")));
     }
 }
