@@ -1,15 +1,13 @@
 //! Elastic corpus rules against CloudTrail records written by us, and the corpus load targets.
 //!
 //! Test format (one sibling file per rule, `tests/elastic_rules/<rule file stem>.tests.ndjson`):
-//! each line is `{"name": "...", "match": true|false, "event": {raw CloudTrail record}}`.
-//! `match` says whether the rule's per-event query matches the record (for `threshold` and
-//! `new_terms` rules, the query part; their windows are tested in `tests/cases/elastic`).
-//! The rule is read from `$VIGIL_CORPUS/elastic/rules/integrations/aws/<stem>.toml`.
-//!
-//! The records are raw CloudTrail. Until the engine reads ECS names through `vigil::ecs::derive`
-//! (the lead wires it into `Event`), each record is turned into its ECS document with
-//! `vigil::ecs::document` first; with the hook in place the documents can be dropped and the raw
-//! records fed as they are.
+//! the `vigil test --cases` format, one `{"rule_id", "test_name", "expected", "log"}` per line,
+//! `log` a raw CloudTrail record. `expected` says whether the rule's per-event query matches the
+//! record (for `threshold` and `new_terms` rules, the query part; their windows are tested in
+//! `tests/cases/elastic`). The rule is read from
+//! `$VIGIL_CORPUS/elastic/rules/integrations/aws/<stem>.toml`. The records are fed raw: the
+//! event view derives the ECS fields the rules read (`vigil::ecs::derive`).
+//! The same files pass through the binary: `vigil test <aws rules dir> --cases <file>...`.
 
 use std::path::{Path, PathBuf};
 
@@ -78,14 +76,14 @@ fn corpus_rules_on_our_cloudtrail_records() {
         let mut out = Detections::default();
         for line in std::fs::read_to_string(file).unwrap().lines() {
             let case: Value = serde_json::from_str(line).unwrap();
-            let expected = case["match"].as_bool().unwrap();
+            let expected = case["expected"].as_bool().unwrap();
             if expected {
                 positives += 1;
             } else {
                 negatives += 1;
             }
             // The raw CloudTrail record: ECS fields come from the event view's derivation.
-            engine.evaluate(&Event::new(&case["event"]), ARRIVAL_MS, &mut out);
+            engine.evaluate(&Event::new(&case["log"]), ARRIVAL_MS, &mut out);
             let matched = out.matches.iter().any(|&idx| {
                 let rule_id = &engine.rules()[idx].meta.id;
                 *rule_id == id || rule_id.starts_with(&format!("{id}:"))
@@ -93,7 +91,7 @@ fn corpus_rules_on_our_cloudtrail_records() {
             if matched != expected {
                 failures.push(format!(
                     "{stem}: case '{}' expected match={expected}",
-                    case["name"].as_str().unwrap_or("?")
+                    case["test_name"].as_str().unwrap_or("?")
                 ));
             }
         }
@@ -226,4 +224,35 @@ fn admin_user_hunting_query_end_to_end() {
     assert_eq!(run(&[&attach, &create]), vec![1]);
     assert!(run(&[&create, &read_only]).is_empty());
     assert!(run(&[&create, &late]).is_empty(), "19 days apart");
+}
+
+/// The rule tests above, through `vigil test --cases` on the whole corpus AWS directory: every
+/// case passes, stateful rules included (their cases test the base query).
+#[test]
+fn rule_tests_pass_through_vigil_test() {
+    let Some(corpus) = corpus() else {
+        return;
+    };
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/elastic_rules");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"));
+    command
+        .arg("test")
+        .arg(corpus.join("elastic/rules/integrations/aws"))
+        .arg("--json");
+    let mut n_cases = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        n_cases += std::fs::read_to_string(&path).unwrap().lines().count();
+        command.arg("--cases").arg(path);
+    }
+    let output = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let results: Vec<Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let failed: Vec<&Value> = results.iter().filter(|r| r["passed"] != true).collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    assert_eq!(results.len(), n_cases, "every case ran");
+    assert!(output.status.success());
 }

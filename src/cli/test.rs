@@ -47,6 +47,14 @@ pub(super) fn test(args: TestArgs) -> u8 {
         if let Some(more) = extra.remove(&rule.meta.id) {
             results.extend(run_tests(rule, &more, now_ms, config));
         }
+        // A stateful Elastic rule (threshold, new_terms, EQL sequence, ES|QL STATS) is a
+        // correlation over its base query `<id>:query`: a one-event case given for `<id>` asks
+        // whether the rule counts that event, which is the base query's answer.
+        if let Some(stateful) = rule.meta.id.strip_suffix(":query")
+            && let Some(more) = extra.remove(stateful)
+        {
+            results.extend(run_tests(rule, &more, now_ms, config));
+        }
     }
     for entry in &loaded.correlation_tests {
         for test in &entry.tests {
