@@ -798,16 +798,17 @@ fn encode_key<'v>(
 /// `alert_context()` output attached to an alert).
 pub const CONTEXT_PREFIX: &str = "p_alert_context";
 
-/// The value of a group field: `p_alert_context.<path>` walks the match's context (absent
-/// without one), any other path reads the event.
+/// The value of a group field: `p_alert_context.<path>` walks the context of a match that has
+/// one (a Panther rule's `alert_context()` output); any other path, and any path of a match
+/// without a context (every Sigma and Elastic rule), reads the event.
 fn group_value<'v>(
     field: &FieldPath,
     event: &'v Event<'_>,
     context: Option<&'v serde_json::Value>,
 ) -> Option<&'v serde_json::Value> {
-    match field.segments.split_first() {
-        Some((head, rest)) if head == CONTEXT_PREFIX && !rest.is_empty() => {
-            let mut value = context?;
+    match (field.segments.split_first(), context) {
+        (Some((head, rest)), Some(context)) if head == CONTEXT_PREFIX && !rest.is_empty() => {
+            let mut value = context;
             for segment in rest {
                 value = value.get(segment.as_str())?;
             }

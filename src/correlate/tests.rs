@@ -976,3 +976,19 @@ fn an_event_that_fired_a_group_does_not_count_towards_its_next_alert() {
     assert!(observe(&mut c, &json!({}), 2 * S, &[0]).is_empty());
     assert_eq!(observe(&mut c, &json!({}), 3 * S, &[0]).len(), 1);
 }
+
+/// `p_alert_context.*` is Panther's name for a match's context; a match without one (every
+/// Sigma and Elastic rule) reads such a group field from the event like any other.
+#[test]
+fn context_prefix_reads_the_event_without_a_match_context() {
+    let yaml = EVENT_COUNT.replace("group-by: [user]", "group-by: [p_alert_context.user]");
+    let mut c = correlator(vec![rule("failed", None)], &yaml);
+    let alice = json!({"p_alert_context": {"user": "alice"}});
+    let bob = json!({"p_alert_context": {"user": "bob"}});
+    assert!(observe(&mut c, &alice, S, &[0]).is_empty());
+    assert!(observe(&mut c, &bob, 2 * S, &[0]).is_empty());
+    assert!(observe(&mut c, &alice, 3 * S, &[0]).is_empty());
+    let hits = observe(&mut c, &alice, 4 * S, &[0]);
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].group, group(&[("p_alert_context.user", "alice")]));
+}

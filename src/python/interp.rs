@@ -89,7 +89,7 @@ pub fn call(
     // cycle), so a scope built for this call alone is emptied here, after the result no longer
     // needs it; otherwise every call would leak its module's globals. A scope kept in the
     // per-thread cache lives on (and is emptied when the cache evicts it).
-    let result = result.map(|v| to_json(&v, event.root(), 0));
+    let result = result.map(|v| to_json(&v, event, 0));
     if !it.globals_cached {
         it.globals.borrow_mut().clear();
         globals.borrow_mut().clear();

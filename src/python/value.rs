@@ -589,7 +589,8 @@ pub fn from_json(v: &Json) -> Val {
 
 /// The JSON form of a value, as the call result and as `json.dumps` sees it (with
 /// `default=str` for values JSON has no form for). `event` is the event's JSON.
-pub fn to_json(v: &Val, event: &Json, depth: usize) -> Json {
+/// `event` is only materialized in full when the value holds the event object itself.
+pub fn to_json(v: &Val, event: &crate::event::Event<'_>, depth: usize) -> Json {
     if depth > 64 {
         return Json::Null;
     }
@@ -621,7 +622,7 @@ pub fn to_json(v: &Val, event: &Json, depth: usize) -> Json {
             }
             Json::Object(map)
         }
-        Val::Event => event.clone(),
+        Val::Event => event.root().clone(),
         other => Json::String(py_str(other)),
     }
 }
