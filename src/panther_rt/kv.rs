@@ -12,7 +12,7 @@ use std::num::NonZeroUsize;
 
 use lru::LruCache;
 
-use crate::python::KvState;
+use crate::python::{KvState, dedup_strings};
 
 /// Hard bounds on the key-value state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,16 +138,6 @@ impl LruKv {
     }
 }
 
-fn dedup(values: Vec<String>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::with_capacity(values.len());
-    for value in values {
-        if !out.contains(&value) {
-            out.push(value);
-        }
-    }
-    out
-}
-
 impl KvState for LruKv {
     fn get_string_set(&mut self, key: &str, now_ms: i64) -> Vec<String> {
         self.set_of(key, now_ms).0
@@ -160,13 +150,13 @@ impl KvState for LruKv {
         expires_s: Option<i64>,
         _now_ms: i64,
     ) {
-        self.store(key, Entry::Set(dedup(values)), expires_s);
+        self.store(key, Entry::Set(dedup_strings(values)), expires_s);
     }
 
     fn add_to_string_set(&mut self, key: &str, values: Vec<String>, now_ms: i64) -> Vec<String> {
         let (mut current, expires) = self.set_of(key, now_ms);
         current.extend(values);
-        let current = dedup(current);
+        let current = dedup_strings(current);
         self.store(key, Entry::Set(current.clone()), expires);
         current
     }

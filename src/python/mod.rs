@@ -208,7 +208,9 @@ impl MemoryKv {
     }
 }
 
-fn dedup_strings(values: Vec<String>) -> Vec<String> {
+/// The members of a Panther string set, first occurrence kept, in order (shared by every
+/// `KvState`).
+pub fn dedup_strings(values: Vec<String>) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(values.len());
     for v in values {
         if !out.contains(&v) {
