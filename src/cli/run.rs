@@ -76,6 +76,7 @@ pub(super) fn run(args: RunArgs) -> u8 {
         io::stderr(),
         options,
         pio::stop_on_signals,
+        &mut (),
     );
     let elapsed = start.elapsed().as_secs_f64();
     let summary = match result {

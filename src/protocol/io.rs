@@ -213,12 +213,33 @@ pub fn write_json_line(out: &mut impl Write, value: &serde_json::Value) {
     let _ = out.flush();
 }
 
+/// Work the caller does at line boundaries while the loop runs: periodic state saves, rule
+/// reloads, metrics. The loop stays the only owner of the processor; it lends it here.
+pub trait Housekeeping {
+    /// The longest the loop waits for input before calling [`Housekeeping::tick`] anyway;
+    /// `None` (the default) means ticks come only with input.
+    fn period(&self) -> Option<Duration> {
+        None
+    }
+    /// Called at a line boundary (no line is half processed): after each chunk of input, and
+    /// at least every [`Housekeeping::period`] while the input is idle. Implementations keep
+    /// their own deadlines and report their own failures; a failure here never ends the run.
+    fn tick(&mut self, _processor: &mut Processor) {}
+    /// Called once after the last line was processed and flushed, before [`run`] returns
+    /// (whatever the ending).
+    fn finish(&mut self, _processor: &mut Processor) {}
+}
+
+/// No housekeeping.
+impl Housekeeping for () {}
+
 /// Runs the loop until EOF, a stop request, a closed `output` or a read error.
 ///
 /// `input` is read on its own thread. A stop waits for that thread to finish the read it is
 /// in, so `input` should return within a bounded time even with no data (as [`PolledStdin`]
 /// does with `Interrupted`); a plain blocking reader delays a stop until its next read ends. `diagnostics` (stderr) receives JSON lines only.
 /// `install_stop` gets the handle that stops the loop; it runs before any input is read.
+/// `housekeeping` is called at line boundaries (see [`Housekeeping`]).
 /// Errors are write errors on `output` other than a broken pipe, or a failure to set up.
 pub fn run<R, W, E>(
     processor: &mut Processor,
@@ -227,6 +248,7 @@ pub fn run<R, W, E>(
     diagnostics: E,
     options: IoOptions,
     install_stop: impl FnOnce(StopHandle) -> io::Result<()>,
+    housekeeping: &mut dyn Housekeeping,
 ) -> io::Result<RunSummary>
 where
     R: Read + Send + 'static,
@@ -246,7 +268,9 @@ where
         .spawn(move || read_loop(input, sender, recycled, &reader_stop))?;
 
     let mut pump = Pump::new(processor, output, diagnostics, options);
-    let ending = match pump_messages(&mut pump, &receiver, &requested, &recycle) {
+    let result = pump_messages(&mut pump, &receiver, &requested, &recycle, housekeeping);
+    housekeeping.finish(pump.processor);
+    let ending = match result {
         Ok(ending) => ending,
         Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ending::BrokenPipe,
         Err(err) => return Err(err),
@@ -309,6 +333,7 @@ fn pump_messages<W: Write, E: Write>(
     receiver: &Receiver<Message>,
     requested: &AtomicBool,
     recycle: &Sender<Vec<u8>>,
+    housekeeping: &mut dyn Housekeeping,
 ) -> io::Result<Ending> {
     loop {
         let message = match receiver.try_recv() {
@@ -316,7 +341,17 @@ fn pump_messages<W: Write, E: Write>(
             Err(TryRecvError::Empty) => {
                 // Idle: every complete line read so far is processed, so let the host see it.
                 pump.sink.flush()?;
-                receiver.recv().unwrap_or(Message::Eof)
+                match housekeeping.period() {
+                    None => receiver.recv().unwrap_or(Message::Eof),
+                    Some(period) => match receiver.recv_timeout(period) {
+                        Ok(message) => message,
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            housekeeping.tick(pump.processor);
+                            continue;
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => Message::Eof,
+                    },
+                }
             }
             Err(TryRecvError::Disconnected) => Message::Eof,
         };
@@ -328,6 +363,7 @@ fn pump_messages<W: Write, E: Write>(
             } => {
                 pump.feed(&buf[..len], arrival_ms)?;
                 let _ = recycle.send(buf);
+                housekeeping.tick(pump.processor);
             }
             Message::Eof => {
                 pump.finish()?;
@@ -968,6 +1004,7 @@ mod tests {
             &mut err,
             IoOptions::default(),
             |_| Ok(()),
+            &mut (),
         )
         .unwrap();
         assert_eq!(summary.ending, Ending::Eof);
@@ -1013,9 +1050,77 @@ mod tests {
                 line_buffered: true,
             },
             |_| Ok(()),
+            &mut (),
         )
         .unwrap();
         assert_eq!(summary.ending, Ending::BrokenPipe);
         assert!(err.is_empty());
+    }
+
+    /// Records what the processor had done at each call.
+    #[derive(Default)]
+    struct Recorder {
+        /// (lines_in, lines_out) at each tick.
+        ticks: Vec<(u64, u64)>,
+        finished: Option<u64>,
+    }
+
+    impl Housekeeping for Recorder {
+        fn period(&self) -> Option<Duration> {
+            Some(Duration::from_millis(10))
+        }
+        fn tick(&mut self, processor: &mut Processor) {
+            let counters = processor.counters();
+            self.ticks.push((counters.lines_in, counters.lines_out));
+        }
+        fn finish(&mut self, processor: &mut Processor) {
+            assert!(self.finished.is_none(), "finish is called once");
+            self.finished = Some(processor.counters().lines_in);
+        }
+    }
+
+    /// Two lines, then a pause with no input, then a third line and EOF.
+    struct PausingReader {
+        step: usize,
+    }
+
+    impl Read for PausingReader {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.step += 1;
+            let data: &[u8] = match self.step {
+                1 => b"{\"a\":1}\n{\"a\":2}\n",
+                2 => {
+                    std::thread::sleep(Duration::from_millis(150));
+                    b"{\"a\":3}\n"
+                }
+                _ => b"",
+            };
+            buf[..data.len()].copy_from_slice(data);
+            Ok(data.len())
+        }
+    }
+
+    #[test]
+    fn housekeeping_ticks_at_line_boundaries_and_while_idle() {
+        let mut processor = processor(ProtocolConfig::default());
+        let mut out = Vec::new();
+        let mut recorder = Recorder::default();
+        let summary = run(
+            &mut processor,
+            PausingReader { step: 0 },
+            &mut out,
+            io::sink(),
+            IoOptions::default(),
+            |_| Ok(()),
+            &mut recorder,
+        )
+        .unwrap();
+        assert_eq!(summary.lines, 3);
+        // Every tick sees whole lines only: as many out as in.
+        assert!(recorder.ticks.iter().all(|(lines_in, out)| lines_in == out));
+        // The pause of 150 ms holds several idle ticks (period 10 ms) with two lines done.
+        let idle = recorder.ticks.iter().filter(|t| **t == (2, 2)).count();
+        assert!(idle >= 3, "ticks: {:?}", recorder.ticks);
+        assert_eq!(recorder.finished, Some(3));
     }
 }
