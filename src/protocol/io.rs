@@ -233,6 +233,37 @@ pub trait Housekeeping {
 /// No housekeeping.
 impl Housekeeping for () {}
 
+/// Two jobs in one: each is ticked and finished, the first one first; the loop wakes at the
+/// shorter of their periods (each job keeps its own deadlines, so extra ticks are harmless).
+impl<A: Housekeeping, B: Housekeeping> Housekeeping for (A, B) {
+    fn period(&self) -> Option<Duration> {
+        match (self.0.period(), self.1.period()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+    fn tick(&mut self, processor: &mut Processor) {
+        self.0.tick(processor);
+        self.1.tick(processor);
+    }
+    fn finish(&mut self, processor: &mut Processor) {
+        self.0.finish(processor);
+        self.1.finish(processor);
+    }
+}
+
+impl<H: Housekeeping + ?Sized> Housekeeping for &mut H {
+    fn period(&self) -> Option<Duration> {
+        (**self).period()
+    }
+    fn tick(&mut self, processor: &mut Processor) {
+        (**self).tick(processor);
+    }
+    fn finish(&mut self, processor: &mut Processor) {
+        (**self).finish(processor);
+    }
+}
+
 /// Runs the loop until EOF, a stop request, a closed `output` or a read error.
 ///
 /// `input` is read on its own thread. A stop waits for that thread to finish the read it is
