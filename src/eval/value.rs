@@ -20,6 +20,7 @@ use std::cmp::Ordering;
 use base64::Engine as _;
 use serde_json::Value;
 
+use crate::eval::java_date::JavaDatePattern;
 use crate::eval::time::parse_time_ms;
 use crate::event::{Event, number_text};
 use crate::ir::{
@@ -410,17 +411,32 @@ fn call<'a>(func: Func, args: &[ValueExpr], event: &'a Event<'_>) -> Val<'a> {
             }
         }
         Func::DateTrunc { span_ms } => {
-            let ms = match values.first() {
-                Some(Val::Date(ms)) => Some(*ms),
-                Some(Val::Str(text)) => parse_time_ms(&Value::String(text.to_string())),
-                Some(Val::Int(ms)) => Some(*ms),
-                _ => None,
-            };
+            let ms = date_ms(values.first());
             match ms {
                 Some(ms) if span_ms > 0 => Val::Date(ms.div_euclid(span_ms) * span_ms),
                 _ => Val::Null,
             }
         }
+        Func::DateFormat => {
+            let pattern = text(0).map(|p| JavaDatePattern::parse(p.as_ref()));
+            let ms = date_ms(values.get(1));
+            match (pattern, ms) {
+                (Some(Ok(pattern)), Some(ms)) => pattern
+                    .format(ms)
+                    .map_or(Val::Null, |s| Val::Str(Cow::Owned(s))),
+                _ => Val::Null,
+            }
+        }
+    }
+}
+
+/// A date argument as epoch milliseconds: a date, an RFC 3339 string or an epoch number.
+fn date_ms(value: Option<&Val<'_>>) -> Option<i64> {
+    match value {
+        Some(Val::Date(ms)) => Some(*ms),
+        Some(Val::Str(text)) => parse_time_ms(&Value::String(text.to_string())),
+        Some(Val::Int(ms)) => Some(*ms),
+        _ => None,
     }
 }
 

@@ -32,8 +32,10 @@
 //! "fewer than" conditions (`<`, `<=`, `!=` over an aggregate: a stream cannot know a window
 //! closed), other combinations of aggregate conditions, `SUM`/`AVG` and filtered aggregates,
 //! `EVAL` after `STATS`, `NOW()` outside the window filter (a stream has no query run time),
-//! `DATE_FORMAT` (locale-dependent Java patterns), calendar `DATE_TRUNC` units, `DISSECT`
-//! modifiers, grok pattern names other than the few translated, and functions not listed.
+//! `DATE_FORMAT` without a literal pattern or with pattern letters that print locale text
+//! (`eval::java_date` formats the rest exactly, in Elasticsearch's default `Locale.US`),
+//! calendar `DATE_TRUNC` units, `DISSECT` modifiers, grok pattern names other than the few
+//! translated, and functions not listed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -45,6 +47,7 @@ use crate::ir::{
 
 use super::eql::lucene_regex;
 use super::{Lookback, LowerError, Pattern, ecs_field, pattern_expr};
+use crate::eval::java_date::JavaDatePattern;
 
 /// A lowered ES|QL query.
 #[derive(Debug)]
@@ -1763,10 +1766,28 @@ impl ValueParser<'_, '_> {
                 ));
             }
             "date_format" => {
-                return Err(LowerError::unsupported(
-                    name.offset,
-                    "ES|QL DATE_FORMAT (Java date patterns are locale-dependent: 'YYYY' is the week-based year, 'mm' the minute)",
-                ));
+                // The pattern must be a literal so that it is checked here: only patterns
+                // formatted exactly load (see `eval::java_date`).
+                if args.len() == 1 {
+                    return Err(LowerError::unsupported(
+                        name.offset,
+                        "ES|QL DATE_FORMAT without a pattern (the default format)",
+                    ));
+                }
+                arity(2, 2)?;
+                let ValueExpr::Lit(Literal::Str(pattern)) = &args[0] else {
+                    return Err(LowerError::unsupported(
+                        name.offset,
+                        "ES|QL DATE_FORMAT with a pattern that is not a string literal",
+                    ));
+                };
+                if let Err(reason) = JavaDatePattern::parse(pattern) {
+                    return Err(LowerError::unsupported(
+                        name.offset,
+                        format!("ES|QL DATE_FORMAT: {reason}"),
+                    ));
+                }
+                Func::DateFormat
             }
             _ => {
                 return Err(LowerError::unsupported(
@@ -1786,7 +1807,7 @@ impl ValueParser<'_, '_> {
             Func::StartsWith | Func::EndsWith => arity(2, 2)?,
             Func::Substring => arity(2, 3)?,
             Func::Concat | Func::Coalesce => arity(1, usize::MAX)?,
-            Func::DateTrunc { .. } => {}
+            Func::DateTrunc { .. } | Func::DateFormat => {}
         }
         Ok(ValueExpr::Call(func, args))
     }
@@ -1940,9 +1961,14 @@ mod tests {
         )
         .contains("calendar unit"));
         assert!(
-            unsupported("from logs-aws.cloudtrail-* | eval d = date_format(\"YYYY\", @timestamp)")
-                .contains("DATE_FORMAT")
+            unsupported("from logs-aws.cloudtrail-* | eval d = date_format(\"MMM\", @timestamp)")
+                .contains("'MMM'")
         );
+        assert!(
+            unsupported("from logs-aws.cloudtrail-* | eval d = date_format(@timestamp)")
+                .contains("without a pattern")
+        );
+        assert!(lower("from logs-aws.cloudtrail-* | eval d = date_format(\"YYYY-mm-dd\", @timestamp) | stats c = count(*) by d").is_ok());
         assert!(
             unsupported("from logs-aws.cloudtrail-* | stats s = sum(x) by a | where s > 1")
                 .contains("SUM")
