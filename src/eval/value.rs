@@ -72,6 +72,17 @@ pub fn eval_text(expr: &ValueExpr, event: &Event<'_>) -> Option<String> {
     eval(expr, event).text().map(Cow::into_owned)
 }
 
+/// The value of `expr` as a number, for a sum: integers and finite doubles; `None` for null,
+/// text, booleans, several values, or a non-finite double. Integers are summed as doubles,
+/// exact up to 2^53.
+pub fn eval_number(expr: &ValueExpr, event: &Event<'_>) -> Option<f64> {
+    match eval(expr, event) {
+        Val::Int(value) => Some(value as f64),
+        Val::Num(value) if value.is_finite() => Some(value),
+        _ => None,
+    }
+}
+
 /// Evaluates `expr` on `event`.
 pub fn eval<'a>(expr: &ValueExpr, event: &'a Event<'_>) -> Val<'a> {
     match expr {
