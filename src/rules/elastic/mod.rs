@@ -343,6 +343,10 @@ fn load_rule(file: &File<'_>, rule: &toml::Table) -> Result<Lowered, Diagnostic>
         references: get_strings(rule, "references"),
         fields: Vec::new(),
         source: file.loc(rule_line),
+        doc: crate::ir::MetaDoc {
+            runbook: get_str(rule, "note").map(|note| note.trim().to_string()),
+            log_types: get_strings(rule, "index"),
+        },
     };
     let rule_type = get_str(rule, "type").unwrap_or("query");
     let language = get_str(rule, "language");
@@ -475,6 +479,7 @@ fn load_hunt(file: &File<'_>, hunt: &toml::Table) -> Result<Lowered, Diagnostic>
         references: Vec::new(),
         fields: Vec::new(),
         source: file.loc(line),
+        doc: crate::ir::MetaDoc::default(),
     };
     if queries.is_empty() {
         return Err(schema("hunting query without 'query'").with_rule(id));
