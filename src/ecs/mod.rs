@@ -217,6 +217,16 @@ const COMPUTED: &[&str] = &[
     "aws.cloudtrail.console_login.additional_eventdata.mfa_used",
 ];
 
+/// The raw CloudTrail field an ECS field is a plain copy of (`event.action` → `eventName`),
+/// for the fields the pipeline renames or copies unchanged; `None` for computed ones. The rule
+/// catalog uses it to see that an Elastic rule and a Sigma or Panther rule test the same thing.
+pub fn raw_name(field: &str) -> Option<&'static str> {
+    DIRECT
+        .iter()
+        .find(|(ecs, _)| *ecs == field)
+        .map(|(_, raw)| *raw)
+}
+
 /// True when [`derive`] can compute `field` from a raw CloudTrail record (for some record).
 /// Enrichment fields (`source.geo.*`, `source.as.*`, parsed `user_agent.*`) are not derivable.
 pub fn is_derivable(field: &str) -> bool {
