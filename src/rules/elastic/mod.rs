@@ -298,6 +298,28 @@ struct Lowered {
     notes: Vec<Diagnostic>,
 }
 
+/// The columns an ES|QL query's last `KEEP` names (what its results show), for the rule
+/// catalog's output fields; empty without one. A plain scan of the `|`-separated commands: a
+/// `| keep` inside a string literal would be misread, which only costs a wrong catalog line.
+fn esql_keep_columns(query: &str) -> Vec<String> {
+    query
+        .split('|')
+        .filter_map(|command| {
+            let command = command.trim();
+            let (head, rest) = command.split_once(char::is_whitespace)?;
+            head.eq_ignore_ascii_case("keep").then_some(rest)
+        })
+        .last()
+        .map(|columns| {
+            columns
+                .split(',')
+                .map(|column| column.trim().to_string())
+                .filter(|column| !column.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn get_str<'t>(table: &'t toml::Table, key: &str) -> Option<&'t str> {
     table.get(key).and_then(toml::Value::as_str)
 }
@@ -366,6 +388,10 @@ fn load_rule(file: &File<'_>, rule: &toml::Table) -> Result<Lowered, Diagnostic>
     }
     let query = get_str(rule, "query")
         .ok_or_else(|| with_rule(schema(&format!("'{rule_type}' rule without 'query'"))))?;
+    let mut meta = meta;
+    if language == Some("esql") {
+        meta.fields = esql_keep_columns(query);
+    }
     let index = get_strings(rule, "index");
     let logsource = logsource_of(&index);
     let lookback = match get_str(rule, "from") {

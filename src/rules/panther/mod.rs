@@ -221,7 +221,7 @@ pub(crate) fn loc(path: &str, line: u32) -> SourceLoc {
 }
 
 fn lower_rule(path: &str, doc: &Node, module_dir: Option<&Path>) -> Result<Rule, LowerError> {
-    let meta = lower_meta(path, doc)?;
+    let mut meta = lower_meta(path, doc)?;
     let logsource = match doc.get("LogTypes") {
         Some(node) => match node.string_list() {
             Some(types) if !types.is_empty() => log_source(&types),
@@ -302,6 +302,21 @@ fn lower_rule(path: &str, doc: &Node, module_dir: Option<&Path>) -> Result<Rule,
         Some(node) => lower_alert_context(node)?,
         None => Vec::new(),
     };
+    // What a match carries, for the catalog: the keys of `alert_context()`, read from its
+    // syntax (with a note when some are computed), else the simple detection's `AlertContext`.
+    match script
+        .as_ref()
+        .and_then(|module| module.returned_keys("alert_context"))
+    {
+        Some((keys, complete)) => {
+            meta.fields = keys;
+            if !complete {
+                meta.fields
+                    .push("(more keys, computed when the rule runs)".to_string());
+            }
+        }
+        None => meta.fields = alert_context.iter().map(|(name, _)| name.clone()).collect(),
+    }
     let description = match &script {
         Some(_) => format!("python rule() in {}", sibling_display(path, doc)),
         None => "panther alert title/context".to_string(),
