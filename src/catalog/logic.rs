@@ -262,15 +262,14 @@ fn or(items: Vec<Node>) -> Node {
         if let Node::Leaf(leaf) = &node
             && matches!(leaf.op.as_str(), "eq" | "ieq" | "in" | "iin")
         {
-            let set_op = if leaf.op.starts_with('i') {
-                "iin"
+            let (set_op, eq_op) = if matches!(leaf.op.as_str(), "ieq" | "iin") {
+                ("iin", "ieq")
             } else {
-                "in"
+                ("in", "eq")
             };
             let found = out.iter_mut().find_map(|prev| match prev {
                 Node::Leaf(prev)
-                    if prev.field == leaf.field
-                        && (prev.op == set_op || prev.op == &set_op[..set_op.len() - 1]) =>
+                    if prev.field == leaf.field && (prev.op == set_op || prev.op == eq_op) =>
                 {
                     Some(prev)
                 }
