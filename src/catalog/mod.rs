@@ -21,9 +21,11 @@
 //! - **Exact duplicates**: the same normalized logic (same conjunct lines once fields are named
 //!   canonically), both shown exactly.
 //! - **Near duplicates**: not exact duplicates, but the same set of positive conjuncts, compared
-//!   with canonical field names and without regard to case, ignoring `eventSource` conjuncts
-//!   (the API call name already implies its service) and exclusions; at least one conjunct
-//!   tests `eventName`, and both are shown exactly.
+//!   with canonical field names and without regard to case, ignoring exclusions, conjuncts on
+//!   `eventSource` (the API call name already implies its service) and `event.outcome` (the
+//!   success test Sigma and Panther write as an exclusion of `errorCode`), and conjuncts on
+//!   fields that only restate the log source (`crate::ecs::constant`: `event.dataset`, ...);
+//!   at least one conjunct tests `eventName`, and both are shown exactly.
 //! - **Coverage**: the ATT&CK techniques of the rules and correlations that alert (not
 //!   disabled, not silent, not only feeding a correlation with `generate: false`); a
 //!   sub-technique also counts for its parent's cell.
@@ -457,7 +459,14 @@ fn canonical_lines(conjuncts: &Conjuncts, near: bool) -> Vec<String> {
         let mut lines: Vec<String> = conjuncts
             .positive
             .iter()
-            .filter(|node| !matches!(node, Node::Leaf(leaf) if leaf.canonical == "eventSource"))
+            .filter(|node| match node {
+                Node::Leaf(leaf) => {
+                    leaf.canonical != "eventSource"
+                        && leaf.canonical != "event.outcome"
+                        && crate::ecs::constant(&leaf.canonical).is_none()
+                }
+                _ => true,
+            })
             .map(|node| logic::render(&canon(node, true), false))
             .collect();
         lines.sort();

@@ -227,6 +227,19 @@ pub fn raw_name(field: &str) -> Option<&'static str> {
         .map(|(_, raw)| *raw)
 }
 
+/// The value [`derive`] gives `field` on every CloudTrail record (`event.dataset` is
+/// `aws.cloudtrail`), for the fields that only restate the log source; `None` for the others.
+/// The rule catalog ignores conditions on them when it compares rules.
+pub fn constant(field: &str) -> Option<&'static str> {
+    match field {
+        "event.kind" => Some("event"),
+        "event.dataset" | "data_stream.dataset" => Some(DATASET),
+        "data_stream.type" => Some("logs"),
+        "cloud.provider" => Some("aws"),
+        _ => None,
+    }
+}
+
 /// True when [`derive`] can compute `field` from a raw CloudTrail record (for some record).
 /// Enrichment fields (`source.geo.*`, `source.as.*`, parsed `user_agent.*`) are not derivable.
 pub fn is_derivable(field: &str) -> bool {
