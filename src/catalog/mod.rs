@@ -27,8 +27,9 @@
 //!   fields that only restate the log source (`crate::ecs::constant`: `event.dataset`, ...);
 //!   at least one conjunct tests `eventName`, and both are shown exactly.
 //! - **Coverage**: the ATT&CK techniques of the rules and correlations that alert (not
-//!   disabled, not silent, not only feeding a correlation with `generate: false`); a
-//!   sub-technique also counts for its parent's cell.
+//!   disabled, not silent, not only feeding a correlation with `generate: false`), each under
+//!   the tactics the rule names it with (under all its tactics when the rule names none of
+//!   them); a sub-technique also counts for its parent's cell.
 
 pub mod html;
 pub mod json;
@@ -679,7 +680,7 @@ fn shared_indicators(entries: &[Entry]) -> Vec<SharedIndicator> {
         .filter(|(_, rules)| rules.len() > 1)
         .map(|(indicator, rules)| SharedIndicator { indicator, rules })
         .collect();
-    out.sort_by(|a, b| b.rules.len().cmp(&a.rules.len()));
+    out.sort_by_key(|shared| std::cmp::Reverse(shared.rules.len()));
     out
 }
 
@@ -732,9 +733,12 @@ fn group_of(kind: &'static str, key: &str, group: &[&Entry]) -> DuplicateGroup {
 }
 
 fn coverage(entries: &[Entry]) -> Vec<CoverageColumn> {
-    // Technique (parent id) → rules, sub-technique → rules, tactic → rules naming it.
-    let mut by_parent: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut by_sub: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    // (tactic, parent technique) → rules, (tactic, sub-technique) → rules, tactic → rules
+    // naming it alone. A technique counts under the tactics the rule names it with; one the
+    // rule names under none of its tactics counts under all of them.
+    type Cells = BTreeMap<(String, String), BTreeSet<String>>;
+    let mut by_parent: Cells = BTreeMap::new();
+    let mut by_sub: Cells = BTreeMap::new();
     let mut by_tactic: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for entry in entries.iter().filter(|e| e.alerting) {
         for row in &entry.attack {
@@ -745,16 +749,26 @@ fn coverage(entries: &[Entry]) -> Vec<CoverageColumn> {
                     .insert(entry.id.clone());
             }
             for (technique, _) in &row.techniques {
+                let tactics: Vec<String> = if row.id.is_empty() {
+                    crate::attack::technique_tactics(technique)
+                        .into_iter()
+                        .map(str::to_string)
+                        .collect()
+                } else {
+                    vec![row.id.clone()]
+                };
                 let parent = technique.split('.').next().unwrap_or(technique);
-                by_parent
-                    .entry(parent.to_string())
-                    .or_default()
-                    .insert(entry.id.clone());
-                if technique.contains('.') {
-                    by_sub
-                        .entry(technique.clone())
+                for tactic in tactics {
+                    by_parent
+                        .entry((tactic.clone(), parent.to_string()))
                         .or_default()
                         .insert(entry.id.clone());
+                    if technique.contains('.') {
+                        by_sub
+                            .entry((tactic, technique.clone()))
+                            .or_default()
+                            .insert(entry.id.clone());
+                    }
                 }
             }
         }
@@ -769,12 +783,15 @@ fn coverage(entries: &[Entry]) -> Vec<CoverageColumn> {
                     id: t.id.to_string(),
                     name: t.name.to_string(),
                     rules: by_parent
-                        .get(t.id)
+                        .get(&(id.to_string(), t.id.to_string()))
                         .map(|set| set.iter().cloned().collect())
                         .unwrap_or_default(),
                     subs: by_sub
-                        .range(format!("{}.", t.id)..format!("{}/", t.id))
-                        .map(|(sub, rules)| (sub.clone(), rules.len()))
+                        .range(
+                            (id.to_string(), format!("{}.", t.id))
+                                ..(id.to_string(), format!("{}/", t.id)),
+                        )
+                        .map(|((_, sub), rules)| (sub.clone(), rules.len()))
                         .collect(),
                 })
                 .collect();

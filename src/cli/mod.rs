@@ -1,7 +1,8 @@
 //! Command line: flags, subcommands, exit codes.
 //!
 //! `vigil [run] [FLAGS]` filters NDJSON from stdin to stdout (see `crate::protocol::io`);
-//! `vigil check PATH...` validates rule files; `vigil rules` lists what is loaded.
+//! `vigil check PATH...` validates rule files; `vigil rules` lists what is loaded;
+//! `vigil explain RULE_ID` and `vigil catalog --out DIR` show the rule catalog.
 //! Every flag is documented where it is defined: the doc comments are the `--help` text.
 //!
 //! Exit codes (also in `--help`):
@@ -558,6 +559,29 @@ mod tests {
         assert!(
             matches!(cli.command, Some(Command::Test(ref args)) if args.json && args.cases.len() == 1)
         );
+    }
+
+    #[test]
+    fn explain_and_catalog_flags() {
+        let cli = parse(&[
+            "explain",
+            "AWS.IAM.CreateUser",
+            "--rules",
+            "r",
+            "--format",
+            "md",
+        ])
+        .unwrap();
+        assert!(matches!(cli.command, Some(Command::Explain(ref args))
+            if args.rule_id == "AWS.IAM.CreateUser" && args.format == ExplainFormat::Md
+                && args.source.rules.len() == 1));
+        assert!(parse(&["explain"]).is_err());
+        assert!(parse(&["explain", "x", "--format", "html"]).is_err());
+        let cli = parse(&["catalog", "--out", "site"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Catalog(ref args))
+            if args.format == CatalogFormat::Html && args.out == Path::new("site")));
+        assert!(parse(&["catalog"]).is_err(), "--out is required");
+        assert!(parse(&["catalog", "--out", "d", "--format", "json"]).is_ok());
     }
 
     #[test]

@@ -304,12 +304,12 @@ struct Lowered {
 fn esql_keep_columns(query: &str) -> Vec<String> {
     query
         .split('|')
-        .filter_map(|command| {
+        .rev()
+        .find_map(|command| {
             let command = command.trim();
             let (head, rest) = command.split_once(char::is_whitespace)?;
             head.eq_ignore_ascii_case("keep").then_some(rest)
         })
-        .last()
         .map(|columns| {
             columns
                 .split(',')

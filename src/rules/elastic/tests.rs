@@ -226,3 +226,18 @@ fn parsers_never_panic() {
         }
     }
 }
+
+#[test]
+fn esql_keep_columns_are_the_output_fields() {
+    assert_eq!(
+        esql_keep_columns(
+            "from logs-aws.cloudtrail-* | where a == \"x\" | keep @timestamp, user.name ,event.action"
+        ),
+        ["@timestamp", "user.name", "event.action"]
+    );
+    assert_eq!(
+        esql_keep_columns("from x | keep a | stats c = count(*) by b | KEEP b, c"),
+        ["b", "c"]
+    );
+    assert!(esql_keep_columns("from x | where a == 1").is_empty());
+}
