@@ -371,3 +371,117 @@ fn catalog_escapes_rule_text() {
     check_site(&out, 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The Chromium binary: `$VIGIL_CHROMIUM`, else `chromium` or `chromium-browser` on `PATH`.
+fn chromium() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("VIGIL_CHROMIUM").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(path));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Runs headless Chromium on a page with `args`; returns stdout, failing on a non-zero exit
+/// or after two minutes.
+fn headless(chromium: &Path, profile: &Path, page: &Path, args: &[&str]) -> String {
+    let mut child = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(format!("file://{}", page.display()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start chromium");
+    let started = std::time::Instant::now();
+    loop {
+        match child.try_wait().expect("wait for chromium") {
+            Some(status) => {
+                let mut out = String::new();
+                use std::io::Read;
+                child
+                    .stdout
+                    .take()
+                    .expect("stdout")
+                    .read_to_string(&mut out)
+                    .expect("read chromium output");
+                assert!(status.success(), "chromium failed on {}", page.display());
+                return out;
+            }
+            None if started.elapsed() > std::time::Duration::from_secs(120) => {
+                let _ = child.kill();
+                panic!("chromium did not finish on {}", page.display());
+            }
+            None => std::thread::sleep(std::time::Duration::from_millis(100)),
+        }
+    }
+}
+
+/// The index and a rule page load in a real browser and parse into the structure written
+/// (every rule a row, the rule's title as the heading); the coverage matrix is rendered to
+/// `target/tmp/catalog/attack.png` for people to look at. `.ci/run` installs Chromium.
+#[test]
+fn catalog_site_in_a_headless_browser() {
+    let Some(chromium) = chromium() else {
+        eprintln!("skipped: chromium is not installed");
+        return;
+    };
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("catalog");
+    let _ = std::fs::remove_dir_all(&out);
+    let site = out.join("site");
+    vigil(&["catalog", "--out", site.to_str().unwrap()]);
+    let json_dir = out.join("json");
+    vigil(&[
+        "catalog",
+        "--out",
+        json_dir.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(json_dir.join("catalog.json")).unwrap())
+            .unwrap();
+    let rules = json["rules"].as_array().unwrap();
+    let profile = out.join("profile");
+
+    let dom = headless(
+        &chromium,
+        &profile,
+        &site.join("index.html"),
+        &["--dump-dom"],
+    );
+    let body = dom.split("<tbody>").nth(1).expect("the index table body");
+    let body = body.split("</tbody>").next().unwrap();
+    assert_eq!(
+        body.matches("<tr>").count(),
+        rules.len(),
+        "one row per rule"
+    );
+
+    let id = "57777168-f99d-4e95-9e5b-41ee7a5c1581";
+    let page = site.join("rules").join(vigil::catalog::page_name(id));
+    let dom = headless(&chromium, &profile, &page, &["--dump-dom"]);
+    assert!(dom.contains("<h1>AWS IAM User Created</h1>"), "{dom}");
+    assert!(dom.contains("eventName ieq \"createuser\""), "{dom}");
+
+    let screenshot = out.join("attack.png");
+    headless(
+        &chromium,
+        &profile,
+        &site.join("attack.html"),
+        &[
+            &format!("--screenshot={}", screenshot.display()),
+            "--window-size=1800,1400",
+        ],
+    );
+    let png = std::fs::read(&screenshot).expect("the screenshot");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000);
+    eprintln!("coverage matrix screenshot: {}", screenshot.display());
+}
