@@ -606,24 +606,40 @@ fn correlation_entry(
     entry
 }
 
-/// Resolves correlation references (by id or name) to entries.
+/// Resolves correlation references (by id or name) to entries; a correlation without log
+/// types of its own takes those of its base rules.
 fn resolve_correlations(entries: &mut [Entry]) {
-    let mut by_handle: HashMap<String, (String, String)> = HashMap::new();
+    let mut by_handle: HashMap<String, (String, String, Vec<String>)> = HashMap::new();
     for entry in entries.iter() {
-        let target = (entry.id.clone(), entry.title.clone());
+        let target = (
+            entry.id.clone(),
+            entry.title.clone(),
+            entry.log_types.clone(),
+        );
         by_handle.insert(entry.id.clone(), target.clone());
         if let Some(name) = &entry.name {
             by_handle.entry(name.clone()).or_insert(target);
         }
     }
     for entry in entries.iter_mut() {
+        let mut log_types = Vec::new();
         if let Some(corr) = &mut entry.correlation {
             for (reference, id, title) in &mut corr.rules {
-                if let Some((target, target_title)) = by_handle.get(reference.as_str()) {
+                if let Some((target, target_title, target_types)) =
+                    by_handle.get(reference.as_str())
+                {
                     *id = Some(target.clone());
                     *title = target_title.clone();
+                    for log_type in target_types {
+                        if !log_types.contains(log_type) {
+                            log_types.push(log_type.clone());
+                        }
+                    }
                 }
             }
+        }
+        if entry.log_types.is_empty() {
+            entry.log_types = log_types;
         }
     }
 }

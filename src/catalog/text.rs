@@ -137,7 +137,7 @@ pub fn text(entry: &Entry) -> String {
             ),
         );
     }
-    out
+    without_controls(&out)
 }
 
 /// A rule's page as Markdown.
@@ -310,7 +310,7 @@ pub fn markdown(entry: &Entry) -> String {
             ));
         }
     }
-    out
+    without_controls(&out)
 }
 
 /// The header rows shared by every renderer: (label, value).
@@ -357,6 +357,20 @@ fn or_dash(text: &str) -> &str {
     if text.is_empty() { "-" } else { text }
 }
 
+/// Rule text is untrusted: control characters other than newline and tab (an escape sequence
+/// that would drive the terminal) are shown as U+FFFD.
+fn without_controls(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 fn one_line(text: &str) -> String {
     text.replace(['\n', '\r', '\t'], " ")
 }
@@ -372,4 +386,15 @@ fn md_text(text: &str) -> String {
 /// Rule text in a Markdown table cell: on one line, pipes escaped.
 fn md_cell(text: &str) -> String {
     md_text(&one_line(text)).replace('|', "\\|")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn terminal_escapes_are_neutralized() {
+        assert_eq!(
+            super::without_controls("a\u{1b}[31mred\tb\nc"),
+            "a\u{fffd}[31mred\tb\nc"
+        );
+    }
 }
