@@ -146,6 +146,13 @@ fn rule_page(entry: &Entry, titles: &HashMap<&str, &Entry>) -> String {
                 .map(|r| link_if_url(r))
                 .collect::<Vec<_>>()
                 .join("<br>")
+        } else if key == "used by" {
+            entry
+                .used_by
+                .iter()
+                .map(|id| rule_link(id, titles, root))
+                .collect::<Vec<_>>()
+                .join("<br>")
         } else {
             escape(&value)
         };

@@ -60,6 +60,7 @@ pub fn entry(entry: &Entry) -> Value {
         "tags": entry.tags,
         "status": entry.status,
         "alerting": entry.alerting,
+        "used_by": entry.used_by,
         "attack": entry.attack.iter().map(|row| json!({
             "tactic": if row.id.is_empty() { Value::Null } else { json!(row.id) },
             "name": row.name,

@@ -81,6 +81,8 @@ pub struct Entry {
     pub fields_read: Vec<String>,
     pub tests: Vec<TestView>,
     pub correlation: Option<CorrelationView>,
+    /// Correlations built on this rule (ids).
+    pub used_by: Vec<String>,
     /// Whether the coverage matrix counts it.
     pub alerting: bool,
     /// Keys of the overlap definitions (see the module doc); `None` when not applicable.
@@ -305,6 +307,7 @@ fn base_entry(meta: &Meta, kind: &'static str) -> Entry {
         fields_read: Vec::new(),
         tests: Vec::new(),
         correlation: None,
+        used_by: Vec::new(),
         alerting: true,
         exact_key: None,
         near_key: None,
@@ -621,6 +624,7 @@ fn resolve_correlations(entries: &mut [Entry]) {
             by_handle.entry(name.clone()).or_insert(target);
         }
     }
+    let mut used_by: HashMap<String, Vec<String>> = HashMap::new();
     for entry in entries.iter_mut() {
         let mut log_types = Vec::new();
         if let Some(corr) = &mut entry.correlation {
@@ -630,6 +634,10 @@ fn resolve_correlations(entries: &mut [Entry]) {
                 {
                     *id = Some(target.clone());
                     *title = target_title.clone();
+                    used_by
+                        .entry(target.clone())
+                        .or_default()
+                        .push(entry.id.clone());
                     for log_type in target_types {
                         if !log_types.contains(log_type) {
                             log_types.push(log_type.clone());
@@ -640,6 +648,11 @@ fn resolve_correlations(entries: &mut [Entry]) {
         }
         if entry.log_types.is_empty() {
             entry.log_types = log_types;
+        }
+    }
+    for entry in entries.iter_mut() {
+        if let Some(users) = used_by.remove(&entry.id) {
+            entry.used_by = users;
         }
     }
 }

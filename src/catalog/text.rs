@@ -334,6 +334,9 @@ pub fn header(entry: &Entry) -> Vec<(&'static str, String)> {
     for status in &entry.status {
         rows.push(("status", status.clone()));
     }
+    if !entry.used_by.is_empty() {
+        rows.push(("used by", entry.used_by.join(", ")));
+    }
     rows
 }
 
