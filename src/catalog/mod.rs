@@ -857,3 +857,127 @@ pub fn page_name(id: &str) -> String {
     }
     format!("{}-{hash:016x}.html", cleaned.trim_start_matches('.'))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{
+        Attack, Expr, FieldPath, Format, LogSource, MetaDoc, Predicate, RuleExtra, Severity,
+        SourceLoc, StrKind, StrMatch,
+    };
+
+    fn rule(id: &str, format: Format, expr: Expr) -> Rule {
+        Rule {
+            meta: Meta {
+                id: id.to_string(),
+                name: None,
+                title: format!("title of {id}"),
+                format,
+                severity: Severity::Low,
+                tags: Vec::new(),
+                attack: Attack {
+                    tactics: vec!["TA0003".into()],
+                    techniques: vec!["T1136.003".into()],
+                },
+                description: None,
+                references: Vec::new(),
+                fields: Vec::new(),
+                source: SourceLoc {
+                    path: "mem".into(),
+                    line: None,
+                },
+                doc: MetaDoc::default(),
+            },
+            logsource: LogSource::new(Some("aws"), Some("cloudtrail"), None),
+            expr,
+            extra: RuleExtra::default(),
+        }
+    }
+
+    fn field(path: FieldPath, needle: &str, cased: bool) -> Expr {
+        Expr::Field {
+            path,
+            pred: Predicate::Str(StrMatch::new(StrKind::Exact, needle, cased)),
+        }
+    }
+
+    #[test]
+    fn one_action_in_three_formats() {
+        let sigma = rule(
+            "sigma",
+            Format::Sigma,
+            Expr::and(vec![
+                field(FieldPath::new("eventSource"), "iam.amazonaws.com", false),
+                field(FieldPath::new("eventName"), "CreateUser", false),
+                Expr::field("errorCode", Predicate::Null),
+            ]),
+        );
+        let elastic = rule(
+            "elastic",
+            Format::Elastic,
+            Expr::and(vec![
+                field(FieldPath::ecs("event.dataset"), "aws.cloudtrail", true),
+                field(FieldPath::ecs("event.action"), "CreateUser", true),
+                field(FieldPath::ecs("event.outcome"), "success", true),
+            ]),
+        );
+        let mut panther = rule(
+            "panther",
+            Format::Panther,
+            field(FieldPath::new("eventName"), "CreateUser", true),
+        );
+        panther.extra.silent = true;
+        let other = rule(
+            "other",
+            Format::Sigma,
+            field(FieldPath::new("eventName"), "DeleteUser", false),
+        );
+        let catalog = build(&[sigma, elastic, panther, other], &[], &[], 0);
+
+        let sigma = catalog.entry("sigma").unwrap();
+        let create = sigma
+            .indicators
+            .iter()
+            .find(|i| i.indicator.field == "eventName")
+            .unwrap();
+        assert_eq!(create.indicator.value, "\"createuser\"");
+        assert_eq!(create.others, 2, "the Elastic and Panther rules");
+        let same: Vec<&str> = sigma.same_action.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(same, ["elastic", "panther"]);
+        assert_eq!(sigma.exclusions.len(), 1);
+        assert_eq!(sigma.exclusions[0].field, "errorCode");
+
+        // Near duplicates: the Elastic outcome and dataset tests, the Sigma eventSource test
+        // and exclusion do not count; case does not either.
+        assert_eq!(catalog.duplicates.len(), 1);
+        let group = &catalog.duplicates[0];
+        assert_eq!(group.kind, "near");
+        assert!(group.cross_format);
+        assert_eq!(group.rules, ["sigma", "elastic", "panther"]);
+        assert_eq!(group.shared, "eventName eq \"createuser\"");
+
+        // The silent Panther rule does not count in the matrix.
+        let persistence = catalog.coverage.iter().find(|c| c.id == "TA0003").unwrap();
+        let cell = persistence.cells.iter().find(|c| c.id == "T1136").unwrap();
+        assert_eq!(cell.rules, ["elastic", "other", "sigma"]);
+        assert_eq!(cell.subs, [("T1136.003".to_string(), 3)]);
+        let initial = catalog.coverage.iter().find(|c| c.id == "TA0001").unwrap();
+        assert!(initial.cells.iter().all(|c| c.rules.is_empty()));
+    }
+
+    #[test]
+    fn page_names_are_safe_and_distinct() {
+        assert_eq!(page_name("AWS.IAM.CreateUser"), "AWS.IAM.CreateUser.html");
+        let a = page_name("x:query");
+        let b = page_name("x/query");
+        assert_ne!(a, b);
+        for name in [&a, &b, &page_name("../etc"), &page_name("")] {
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                    && !name.starts_with('.'),
+                "{name}"
+            );
+        }
+    }
+}
