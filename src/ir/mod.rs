@@ -189,7 +189,8 @@ pub struct Meta {
     pub description: Option<String>,
     pub references: Vec<String>,
     /// What the rule shows about a hit: Sigma `fields`, the keys of Panther's `alert_context()`
-    /// (or a simple detection's `AlertContext`), the columns an ES|QL query shows (its last `KEEP` or `STATS`).
+    /// (or a simple detection's `AlertContext`), the columns an ES|QL query shows (its last
+    /// `KEEP` or `STATS`).
     pub fields: Vec<String>,
     pub source: SourceLoc,
     /// Documentation only the rule catalog reads (`crate::catalog`); the engine ignores it.
