@@ -15,6 +15,7 @@
 //! `enrich`, `protocol`, `cli`.
 
 pub mod attack;
+pub mod catalog;
 pub mod cli;
 pub mod correlate;
 pub mod diag;

@@ -1,7 +1,8 @@
 //! Command line: flags, subcommands, exit codes.
 //!
 //! `vigil [run] [FLAGS]` filters NDJSON from stdin to stdout (see `crate::protocol::io`);
-//! `vigil check PATH...` validates rule files; `vigil rules` lists what is loaded.
+//! `vigil check PATH...` validates rule files; `vigil rules` lists what is loaded;
+//! `vigil explain RULE_ID` and `vigil catalog --out DIR` show the rule catalog.
 //! Every flag is documented where it is defined: the doc comments are the `--help` text.
 //!
 //! Exit codes (also in `--help`):
@@ -14,7 +15,9 @@
 //! as Vector (`include_stderr`) turn each stderr line into an event. Usage errors found by the
 //! flag parser itself come before the run and are printed as plain text by clap.
 
+mod catalog;
 mod check;
+mod explain;
 mod rules_cmd;
 mod run;
 mod test;
@@ -83,6 +86,53 @@ enum Command {
     /// a summary; exit 1 on any failed test or rule that did not load.
     #[command(after_help = EXIT_CODES_HELP)]
     Test(TestArgs),
+    /// Show one loaded rule: metadata, ATT&CK coverage, its logic in vigil's normalized
+    /// notation, exclusions, indicators shared with other rules, rules detecting the same
+    /// action, output fields, tests and their results.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Explain(ExplainArgs),
+    /// Write the catalog of every loaded rule: a static HTML site (index, a page per rule,
+    /// overlaps, ATT&CK coverage matrix) or one JSON document.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Catalog(CatalogArgs),
+}
+
+#[derive(Debug, Args)]
+struct ExplainArgs {
+    /// The id of a loaded rule or correlation (as `vigil rules` lists them).
+    #[arg(value_name = "RULE_ID")]
+    rule_id: String,
+    #[command(flatten)]
+    source: RuleSourceArgs,
+    /// Output: plain text for a terminal, Markdown, or one JSON object.
+    #[arg(long, value_enum, default_value_t = ExplainFormat::Text)]
+    format: ExplainFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ExplainFormat {
+    Text,
+    Md,
+    Json,
+}
+
+#[derive(Debug, Args)]
+struct CatalogArgs {
+    #[command(flatten)]
+    source: RuleSourceArgs,
+    /// Directory to write into (created if missing; files of the same names are replaced).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// `html`: a static site readable with JavaScript off; `json`: one document,
+    /// `DIR/catalog.json`, with the same data.
+    #[arg(long, value_enum, default_value_t = CatalogFormat::Html)]
+    format: CatalogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum CatalogFormat {
+    Html,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -267,6 +317,8 @@ pub fn main() -> ExitCode {
         Some(Command::Check(args)) => check::check(args),
         Some(Command::Rules(args)) => rules_cmd::rules(args),
         Some(Command::Test(args)) => test::test(args),
+        Some(Command::Explain(args)) => explain::explain(args),
+        Some(Command::Catalog(args)) => catalog::catalog(args),
     };
     ExitCode::from(code)
 }
@@ -507,6 +559,29 @@ mod tests {
         assert!(
             matches!(cli.command, Some(Command::Test(ref args)) if args.json && args.cases.len() == 1)
         );
+    }
+
+    #[test]
+    fn explain_and_catalog_flags() {
+        let cli = parse(&[
+            "explain",
+            "AWS.IAM.CreateUser",
+            "--rules",
+            "r",
+            "--format",
+            "md",
+        ])
+        .unwrap();
+        assert!(matches!(cli.command, Some(Command::Explain(ref args))
+            if args.rule_id == "AWS.IAM.CreateUser" && args.format == ExplainFormat::Md
+                && args.source.rules.len() == 1));
+        assert!(parse(&["explain"]).is_err());
+        assert!(parse(&["explain", "x", "--format", "html"]).is_err());
+        let cli = parse(&["catalog", "--out", "site"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Catalog(ref args))
+            if args.format == CatalogFormat::Html && args.out == Path::new("site")));
+        assert!(parse(&["catalog"]).is_err(), "--out is required");
+        assert!(parse(&["catalog", "--out", "d", "--format", "json"]).is_ok());
     }
 
     #[test]

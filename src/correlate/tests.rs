@@ -22,6 +22,7 @@ fn meta(id: &str, name: Option<&str>) -> Meta {
         description: None,
         references: Vec::new(),
         fields: Vec::new(),
+        doc: Default::default(),
         source: SourceLoc {
             path: "test.yml".to_string(),
             line: None,
