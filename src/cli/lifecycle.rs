@@ -89,9 +89,12 @@ impl Lifecycle {
             let mut watched = config.rule_paths.clone();
             watched.extend(config.placeholders.clone());
             let flag = Arc::clone(&requested);
+            // The first look is taken here, before any line is read, so that a change made
+            // once the run has started is always seen as one.
+            let first = stamps(&watched);
             std::thread::Builder::new()
                 .name("vigil-watch".to_string())
-                .spawn(move || watch(&watched, &flag))?;
+                .spawn(move || watch(&watched, first, &flag))?;
         }
         Ok(Lifecycle {
             counters: Arc::clone(&counters),
@@ -429,10 +432,10 @@ fn build(paths: &[PathBuf], placeholders: Option<&Path>, config: EngineConfig) -
 /// One file under a watched path: where, how long, when last modified.
 type FileStamp = (PathBuf, u64, Option<SystemTime>);
 
-/// Polls `paths` every [`WATCH_PERIOD`] and sets `flag` when what they hold changed. Runs
+/// Polls `paths` every [`WATCH_PERIOD`] and sets `flag` when what they hold differs from
+/// `last`, the previous look. Runs
 /// for the life of the process.
-fn watch(paths: &[PathBuf], flag: &AtomicBool) {
-    let mut last = stamps(paths);
+fn watch(paths: &[PathBuf], mut last: Vec<FileStamp>, flag: &AtomicBool) {
     loop {
         std::thread::sleep(WATCH_PERIOD);
         let now = stamps(paths);
