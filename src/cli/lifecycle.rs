@@ -433,8 +433,7 @@ fn build(paths: &[PathBuf], placeholders: Option<&Path>, config: EngineConfig) -
 type FileStamp = (PathBuf, u64, Option<SystemTime>);
 
 /// Polls `paths` every [`WATCH_PERIOD`] and sets `flag` when what they hold differs from
-/// `last`, the previous look. Runs
-/// for the life of the process.
+/// `last`, the previous look. Runs for the life of the process.
 fn watch(paths: &[PathBuf], mut last: Vec<FileStamp>, flag: &AtomicBool) {
     loop {
         std::thread::sleep(WATCH_PERIOD);

@@ -222,6 +222,39 @@ mod tests {
     }
 
     #[test]
+    fn export_import_maps_rules_and_keeps_the_bound() {
+        let mut state = ThresholdState::new(10);
+        state.count(0, "a", 0, T);
+        state.count(0, "a", 10, T);
+        state.count(1, "b", 0, T);
+        state.count(0, "c", 0, T);
+        let long = "x".repeat(1_000);
+        state.count(0, &long, 0, T);
+        let snapshot = state.export();
+        assert_eq!(snapshot.len(), 4);
+        // Rule 0 is now rule 5; rule 1 is gone.
+        let mut restored = ThresholdState::new(10);
+        let report = restored.import(snapshot.clone(), &[Some(5), None]);
+        assert_eq!((report.loaded, report.dropped, report.evicted), (3, 1, 0));
+        assert_eq!(
+            restored.count(5, "a", 20, T),
+            Counted {
+                count: 3,
+                reached: true
+            }
+        );
+        // The hash key came along: the long dedup string finds its counter.
+        assert_eq!(restored.count(5, &long, 20, T).count, 2);
+        // A smaller bound keeps the most recently used pairs.
+        let mut small = ThresholdState::new(2);
+        let report = small.import(snapshot, &[Some(0), Some(1)]);
+        assert_eq!((report.loaded, report.evicted), (4, 2));
+        assert_eq!(small.len(), 2);
+        assert_eq!(small.count(0, "a", 20, T).count, 1);
+        assert_eq!(small.count(0, "c", 20, T).count, 1);
+    }
+
+    #[test]
     fn bounded_with_evictions_counted() {
         let mut state = ThresholdState::new(2);
         state.count(0, "a", 0, T);

@@ -317,6 +317,36 @@ mod tests {
     }
 
     #[test]
+    fn export_import_round_trip_within_the_bounds() {
+        let mut kv = LruKv::new(KvLimits::default());
+        kv.put_string_set("a", strings(&["1", "2"]), Some(100), 0);
+        kv.increment_counter("n", 7, 0);
+        kv.put_string_set("b", strings(&["x".repeat(50).as_str()]), None, 0);
+        let snapshot = kv.export();
+        assert_eq!(snapshot.len(), 3);
+        let mut restored = LruKv::new(KvLimits::default());
+        let report = restored.import(snapshot.clone());
+        assert_eq!((report.loaded, report.evicted), (3, 0));
+        assert_eq!(restored.stats().live_bytes, kv.stats().live_bytes);
+        assert_eq!(restored.get_string_set("a", 0), strings(&["1", "2"]));
+        // The expiry came along.
+        assert!(restored.get_string_set("a", 100_000).is_empty());
+        assert_eq!(restored.get_counter("n", 0), 7);
+        // Smaller bounds: least recently used keys go first, as live.
+        let limits = KvLimits {
+            max_keys: 2,
+            max_bytes: 60,
+        };
+        let mut small = LruKv::new(limits);
+        let report = small.import(snapshot);
+        assert_eq!(report.loaded, 3);
+        assert!(report.evicted >= 1);
+        assert!(small.stats().live_keys <= 2);
+        assert!(small.stats().live_bytes as usize <= limits.max_bytes);
+        assert_eq!(small.get_string_set("b", 0).len(), 1);
+    }
+
+    #[test]
     fn byte_bound_holds_whatever_the_values() {
         let limits = KvLimits {
             max_keys: 1_000,

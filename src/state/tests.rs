@@ -270,3 +270,59 @@ fn file_bound_follows_the_limits() {
     };
     assert!(max_file_bytes(&small, &script) < default);
 }
+
+/// An engine over a Panther rule with a threshold of 2, whose `rule()` is `code`.
+fn panther_engine(code: &str) -> Engine {
+    let dir = std::env::temp_dir().join(format!(
+        "vigil-state-panther-{}-{}",
+        std::process::id(),
+        unique()
+    ));
+    let _ = fs::create_dir_all(&dir);
+    let spec = "AnalysisType: rule\nFilename: t.py\nRuleID: Threshold.Rule\nDisplayName: t\n\
+                Enabled: true\nLogTypes: [AWS.CloudTrail]\nSeverity: Medium\nThreshold: 2\n\
+                DedupPeriodMinutes: 60\n";
+    let _ = fs::write(dir.join("t.yml"), spec);
+    let _ = fs::write(dir.join("t.py"), code);
+    let mut loader = Loader::new(LoadOptions::default());
+    loader.add_path(&dir);
+    let loaded = loader.finish();
+    let _ = fs::remove_dir_all(&dir);
+    assert!(
+        loaded.diagnostics.iter().all(|d| !d.is_error()),
+        "{:?}",
+        loaded.diagnostics
+    );
+    Engine::new(loaded.set, EngineConfig::new(Limits::default())).0
+}
+
+/// The threshold count of the Panther rule's match on a CreateUser event.
+fn threshold_count(engine: &mut Engine) -> Option<u64> {
+    let value = serde_json::json!({"eventVersion": "1.09", "eventSource": "iam.amazonaws.com",
+        "eventName": "CreateUser", "awsRegion": "us-east-1",
+        "eventTime": "2024-01-01T00:00:00Z"});
+    let event = crate::event::Event::new(&value);
+    let mut out = crate::eval::Detections::default();
+    engine.evaluate(&event, 1_900_000_000_000, &mut out);
+    out.outputs
+        .first()
+        .and_then(|output| output.threshold_count)
+}
+
+#[test]
+fn panther_threshold_counts_follow_their_rule_code() {
+    let code = "def rule(event):\n    return event.get('eventName') == 'CreateUser'\n";
+    let mut first = panther_engine(code);
+    assert_eq!(threshold_count(&mut first), Some(1));
+    let snapshot = decode(&encode(&first.export_state())).unwrap();
+    let mut same = panther_engine(code);
+    let report = same.import_state(snapshot.clone());
+    assert_eq!(report.thresholds.loaded, 1);
+    assert_eq!(threshold_count(&mut same), Some(2));
+    // Other code, same id: the counter is dropped.
+    let other = "def rule(event):\n    return event.get('eventName') in ['CreateUser']\n";
+    let mut changed = panther_engine(other);
+    let report = changed.import_state(snapshot);
+    assert_eq!(report.thresholds.dropped, 1);
+    assert_eq!(threshold_count(&mut changed), Some(1));
+}
