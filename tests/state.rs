@@ -258,3 +258,42 @@ fn an_unwritable_state_path_is_warned_and_counted_not_fatal() {
         .count();
     assert_eq!(warnings, 1);
 }
+
+/// Fingerprints are stable across processes for every corpus rule (no hash-map order or
+/// address leaks into a definition's text): a state saved by one run is recognised whole by
+/// the next, so a restart over the same rules drops nothing.
+#[test]
+fn corpus_rule_fingerprints_are_stable_across_processes() {
+    let Some(corpus) = std::env::var_os("VIGIL_CORPUS").map(std::path::PathBuf::from) else {
+        eprintln!("skipped: VIGIL_CORPUS is not set");
+        return;
+    };
+    let dir = TempDir::new("fingerprints");
+    let state = dir.arg("state.bin");
+    let paths = [
+        corpus.join("sigma"),
+        corpus.join("panther/rules"),
+        corpus.join("panther/correlation_rules"),
+        corpus.join("elastic/rules"),
+    ];
+    let mut args: Vec<String> = Vec::new();
+    for path in &paths {
+        args.push("--rules".to_string());
+        args.push(path.to_str().unwrap().to_string());
+    }
+    args.push("--state".to_string());
+    args.push(state.clone());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (status, _, _) = Vigil::spawn(&args).finish();
+    assert!(status.success());
+    let (status, _, stderr) = Vigil::spawn(&args).finish();
+    assert!(status.success());
+    let loaded = stderr.iter().find(|l| l["msg"] == "state loaded").unwrap();
+    assert!(loaded["rules_kept"].as_u64().unwrap() > 500, "{loaded}");
+    assert!(
+        loaded["correlations_kept"].as_u64().unwrap() > 10,
+        "{loaded}"
+    );
+    assert_eq!(loaded["rules_dropped"], 0, "{loaded}");
+    assert_eq!(loaded["correlations_dropped"], 0, "{loaded}");
+}

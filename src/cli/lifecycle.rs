@@ -182,6 +182,8 @@ fn load_state(path: &Path, max_bytes: u64, engine: &mut Engine, counters: &State
 /// The fields of an import for the info lines.
 fn import_fields(report: &ImportReport) -> Value {
     json!({
+        "rules_kept": report.rules_kept,
+        "rules_dropped": report.rules_dropped,
         "correlations_kept": report.correlations_kept,
         "correlations_dropped": report.correlations_dropped,
         "groups_loaded": report.correlation.groups_loaded,

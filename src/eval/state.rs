@@ -61,6 +61,10 @@ impl StateSnapshot {
 /// What [`Engine::import_state`] did, for the load and reload info lines.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ImportReport {
+    /// Rules of the snapshot found again (same id and fingerprint).
+    pub rules_kept: u64,
+    /// Rules of the snapshot that are gone or whose definition changed.
+    pub rules_dropped: u64,
     /// Correlations of the snapshot found again (same id and fingerprint).
     pub correlations_kept: u64,
     /// Correlations of the snapshot that are gone or whose definition changed.
@@ -264,10 +268,13 @@ impl Engine {
         let rule_mapping = mapping(&snapshot.rules, &self.identities.rules);
         let correlation_mapping = mapping(&snapshot.correlations, &self.identities.correlations);
         let kept = correlation_mapping.iter().flatten().count() as u64;
+        let rules_kept = rule_mapping.iter().flatten().count() as u64;
         let (thresholds, kv) =
             self.script
                 .import_state(snapshot.thresholds, snapshot.kv, &rule_mapping);
         ImportReport {
+            rules_kept,
+            rules_dropped: rule_mapping.len() as u64 - rules_kept,
             correlations_kept: kept,
             correlations_dropped: correlation_mapping.len() as u64 - kept,
             correlation: self
