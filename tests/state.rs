@@ -297,3 +297,47 @@ fn corpus_rule_fingerprints_are_stable_across_processes() {
     assert_eq!(loaded["rules_dropped"], 0, "{loaded}");
     assert_eq!(loaded["correlations_dropped"], 0, "{loaded}");
 }
+
+#[test]
+fn a_closed_stdout_saves_the_state_at_shutdown() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    let dir = TempDir::new("epipe");
+    let state = dir.arg("state.bin");
+    let mut child = Command::new(lifecycle_support::BIN)
+        .args([
+            "--state",
+            &state,
+            "--state-interval",
+            "1h",
+            "--line-buffered",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{}", create("judy")).unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert!(line.contains("\"vigil\""));
+    // The host goes away: vigil notices the closed stdout while idle and ends the run.
+    drop(stdout);
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < lifecycle_support::TIMEOUT,
+            "vigil did not exit"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    assert!(status.success());
+    drop(stdin);
+    let (fired, _) = second_half(&["--state", &state], "judy");
+    assert_eq!(fired, [ADMIN_USER]);
+}

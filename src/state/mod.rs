@@ -213,13 +213,16 @@ fn directory_of(path: &Path) -> PathBuf {
     }
 }
 
-/// A temporary name beside `path`, unique to this process.
+/// The temporary name beside `path`. Fixed rather than unique per process, so that a save cut
+/// short by a crash leaves one stray file that the next save overwrites, not one per crash.
+/// (Two processes sharing one state path would race here as they would on the file itself;
+/// the checksum refuses whatever mix could result.)
 fn temp_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_else(|| "state".to_string());
-    directory_of(path).join(format!(".{name}.tmp-{}", std::process::id()))
+    directory_of(path).join(format!(".{name}.tmp"))
 }
 
 /// Counters of state saves, loads and rule reloads, shared with whoever reports them (`--stats`,
