@@ -546,12 +546,16 @@ impl Correlator {
                 Aggregate::Sum | Aggregate::Avg | Aggregate::Percentile(_),
                 Some(GroupSource::Field(field)),
             ) => Datum::Number(number_of(group_value(field, event, context)?)?),
-            // No loader builds a sum, average or percentile over a computed value (ES|QL
-            // `SUM`/`AVG` are reported unsupported); ignoring the match keeps this total.
-            (
-                Aggregate::Sum | Aggregate::Avg | Aggregate::Percentile(_),
-                Some(GroupSource::Computed(_)),
-            ) => return None,
+            // ES|QL `SUM(expr)`: a row whose value is null (or not a finite number) adds
+            // nothing, as ES|QL skips nulls.
+            (Aggregate::Sum, Some(GroupSource::Computed(value))) => {
+                Datum::Number(crate::eval::value::eval_number(value, event)?)
+            }
+            // No loader builds an average or percentile over a computed value (ES|QL `AVG`
+            // is reported unsupported); ignoring the match keeps this total.
+            (Aggregate::Avg | Aggregate::Percentile(_), Some(GroupSource::Computed(_))) => {
+                return None;
+            }
             _ => Datum::None,
         };
         let stage = linked.inputs[input].stage;

@@ -3,6 +3,7 @@
 //! time, and gets [`Detections`] back (the protocol layer turns them into output bytes).
 
 pub mod index;
+pub mod java_date;
 pub mod matcher;
 pub mod script;
 pub mod state;

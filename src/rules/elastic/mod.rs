@@ -780,11 +780,15 @@ fn lower_esql(meta: Meta, query: esql::Lowered, lookback: Lookback, out: &mut Lo
         Some(stats) => {
             let window = query.window.unwrap_or(lookback);
             out.rules.push(base_rule(&meta, logsource, query.filter));
-            let kind = match stats.distinct_of {
-                Some(field) => CorrelationKind::ValueCount {
+            let kind = match (stats.distinct_of, stats.sum_of) {
+                (Some(field), _) => CorrelationKind::ValueCount {
                     field: ecs_field(&field),
                 },
-                None => CorrelationKind::EventCount,
+                // A computed column: the correlator reads it by name from `computed`.
+                (None, Some(column)) => CorrelationKind::ValueSum {
+                    field: crate::ir::FieldPath::new(&column),
+                },
+                (None, None) => CorrelationKind::EventCount,
             };
             let mut correlation = correlation(meta, kind, stats.by, &window, stats.condition);
             correlation.computed = stats.computed;
