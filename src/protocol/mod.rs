@@ -346,11 +346,6 @@ impl Processor {
         std::mem::replace(&mut self.engine, engine)
     }
 
-    /// The engine, to export or import its state between lines.
-    pub fn engine_mut(&mut self) -> &mut Engine {
-        &mut self.engine
-    }
-
     pub fn config(&self) -> &ProtocolConfig {
         &self.config
     }
