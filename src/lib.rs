@@ -28,3 +28,4 @@ pub mod panther_rt;
 pub mod protocol;
 pub mod python;
 pub mod rules;
+pub mod state;

@@ -18,6 +18,7 @@
 mod catalog;
 mod check;
 mod explain;
+mod lifecycle;
 mod rules_cmd;
 mod run;
 mod test;
@@ -259,6 +260,22 @@ struct RunArgs {
     /// code and output stay on one thread, in input order; `--threads 1` does everything on it.
     #[arg(long, value_name = "N", value_parser = parse_positive)]
     threads: Option<usize>,
+    /// Keep correlation and stateful-rule state (correlation groups, thresholds, the Panther
+    /// key-value cache) in this file: loaded at start, saved atomically every
+    /// --state-interval and at exit. A missing file starts empty; an unusable one (truncated,
+    /// corrupt, another format version, over the bound the memory limits set) starts empty
+    /// with a warning. State of rules that are gone or changed is dropped.
+    #[arg(long, value_name = "PATH")]
+    state: Option<PathBuf>,
+    /// How often --state is saved while running (`500ms`, `30s`, `5m`, `1h`).
+    #[arg(long, value_name = "DURATION", default_value = "30s",
+          value_parser = lifecycle::parse_duration)]
+    state_interval: std::time::Duration,
+    /// Reload the rules when a file under a --rules path (or --placeholders) is added,
+    /// removed or changed (polled every second). SIGHUP reloads them too, with or without
+    /// this flag. A reload with error diagnostics keeps the previous rules.
+    #[arg(long)]
+    watch: bool,
 }
 
 #[derive(Debug, Args)]
@@ -582,6 +599,23 @@ mod tests {
             if args.format == CatalogFormat::Html && args.out == Path::new("site")));
         assert!(parse(&["catalog"]).is_err(), "--out is required");
         assert!(parse(&["catalog", "--out", "d", "--format", "json"]).is_ok());
+    }
+
+    #[test]
+    fn state_and_reload_flags() {
+        let cli = parse(&[]).unwrap();
+        assert_eq!(cli.run.state, None);
+        assert_eq!(cli.run.state_interval, std::time::Duration::from_secs(30));
+        assert!(!cli.run.watch);
+        let cli = parse(&["--state", "s.bin", "--state-interval", "500ms", "--watch"]).unwrap();
+        assert_eq!(cli.run.state, Some(PathBuf::from("s.bin")));
+        assert_eq!(
+            cli.run.state_interval,
+            std::time::Duration::from_millis(500)
+        );
+        assert!(cli.run.watch);
+        assert!(parse(&["--state-interval", "0s"]).is_err());
+        assert!(parse(&["--state-interval", "10"]).is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 
+use super::lifecycle::{Lifecycle, LifecycleConfig};
 use super::{EXIT_FATAL, EXIT_OK, RunArgs};
 use crate::correlate::Limits;
 use crate::diag::{Diagnostic, Level};
@@ -40,7 +41,7 @@ pub(super) fn run(args: RunArgs) -> u8 {
     if !args.time_fields.is_empty() {
         config.time_fields = args.time_fields.iter().map(|f| FieldPath::new(f)).collect();
     }
-    let (engine, link_diagnostics) = Engine::new(loaded.set, config);
+    let (mut engine, link_diagnostics) = Engine::new(loaded.set, config.clone());
     let mut n_errors = 0;
     for diagnostic in loaded.diagnostics.iter().chain(&link_diagnostics) {
         n_errors += usize::from(diagnostic.is_error());
@@ -64,6 +65,28 @@ pub(super) fn run(args: RunArgs) -> u8 {
         // costs more than it saves (README, "Benchmarks"), so it is opt-in until it wins.
         threads: args.threads.unwrap_or(1),
     };
+    // The state file is read before the first line; reloads and saves run at line boundaries.
+    let lifecycle = Lifecycle::start(
+        LifecycleConfig {
+            state_path: args.state.clone(),
+            state_interval: args.state_interval,
+            watch: args.watch,
+            rule_paths: args.source.rules.clone(),
+            placeholders: args.source.placeholders.clone(),
+            engine_config: config,
+        },
+        &mut engine,
+    );
+    let mut lifecycle = match lifecycle {
+        Ok(lifecycle) => lifecycle,
+        Err(err) => {
+            return fatal(
+                &mut stderr,
+                &format!("cannot set up state or reload: {err}"),
+            );
+        }
+    };
+    let state_counters = lifecycle.counters();
     let mut processor = Processor::new(engine, protocol);
     let options = IoOptions {
         line_buffered: args.line_buffered,
@@ -76,7 +99,7 @@ pub(super) fn run(args: RunArgs) -> u8 {
         io::stderr(),
         options,
         pio::stop_on_signals,
-        &mut (),
+        &mut lifecycle,
     );
     let elapsed = start.elapsed().as_secs_f64();
     let summary = match result {
@@ -84,7 +107,9 @@ pub(super) fn run(args: RunArgs) -> u8 {
         Err(err) => return fatal(&mut stderr, &format!("i/o error: {err}")),
     };
     if args.stats {
-        pio::write_json_line(&mut stderr, &stats(&processor, &summary, elapsed));
+        let mut line = stats(&processor, &summary, elapsed);
+        line["state"] = state_stats(&state_counters.snapshot());
+        pio::write_json_line(&mut stderr, &line);
     }
     match summary.ending {
         Ending::Eof | Ending::Stopped | Ending::BrokenPipe => EXIT_OK,
@@ -97,7 +122,7 @@ fn fatal(stderr: &mut impl Write, message: &str) -> u8 {
     EXIT_FATAL
 }
 
-fn report_diagnostic(stderr: &mut impl Write, diagnostic: &Diagnostic) {
+pub(super) fn report_diagnostic(stderr: &mut impl Write, diagnostic: &Diagnostic) {
     let level = match diagnostic.level {
         Level::Warning => "warn",
         Level::Error => "error",
@@ -198,5 +223,20 @@ fn stats(processor: &Processor, summary: &RunSummary, elapsed_secs: f64) -> Valu
         "elapsed_secs": elapsed_secs,
         "events_per_sec": per_sec(counters.events as f64),
         "mb_per_sec": per_sec(counters.bytes_in as f64 / 1_000_000.0),
+    })
+}
+
+/// The `state` object of the `--stats` line (`crate::state::StateCounters`).
+fn state_stats(counters: &crate::state::StateCountersSnapshot) -> Value {
+    json!({
+        "saves_ok": counters.saves_ok,
+        "saves_failed": counters.saves_failed,
+        "last_save_bytes": counters.last_save_bytes,
+        "last_save_micros": counters.last_save_micros,
+        "loaded_groups": counters.loaded_groups,
+        "loaded_dropped": counters.loaded_dropped,
+        "load_failed": counters.load_failed,
+        "reloads_ok": counters.reloads_ok,
+        "reloads_failed": counters.reloads_failed,
     })
 }

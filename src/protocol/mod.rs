@@ -337,6 +337,15 @@ impl Processor {
         &self.engine
     }
 
+    /// Replaces the engine (a hot reload) and returns the old one. Call it only between lines
+    /// (a `Housekeeping` tick): the next line is evaluated by the new engine. The matching
+    /// threads take the matcher afresh for every chunk, so they follow at once; the matching
+    /// scratch, sized for the old rules, starts over.
+    pub fn replace_engine(&mut self, engine: Engine) -> Engine {
+        self.scratch = MatchScratch::default();
+        std::mem::replace(&mut self.engine, engine)
+    }
+
     pub fn config(&self) -> &ProtocolConfig {
         &self.config
     }

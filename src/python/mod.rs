@@ -335,6 +335,12 @@ impl Module {
         &self.path
     }
 
+    /// The module's code as a stable text (its syntax tree), for fingerprinting a rule's
+    /// definition (`--state`, hot reload): two modules with the same text behave the same.
+    pub fn definition_text(&self) -> String {
+        format!("{:?}", self.body)
+    }
+
     /// True when the module defines a top-level function `name`.
     pub fn has_function(&self, name: &str) -> bool {
         self.functions.contains(name)
