@@ -660,13 +660,11 @@ pub fn bind(addr: &str, allow_any: bool) -> anyhow::Result<TcpListener> {
     if addrs.is_empty() {
         anyhow::bail!("--metrics {addr}: the address resolves to nothing");
     }
-    if !allow_any {
-        if let Some(open) = addrs.iter().find(|a| !a.ip().is_loopback()) {
-            anyhow::bail!(
-                "--metrics {addr}: {} is not a loopback address; add --metrics-any to serve metrics on it",
-                open.ip()
-            );
-        }
+    if let Some(open) = addrs.iter().find(|a| !allow_any && !a.ip().is_loopback()) {
+        anyhow::bail!(
+            "--metrics {addr}: {} is not a loopback address; add --metrics-any to serve metrics on it",
+            open.ip()
+        );
     }
     TcpListener::bind(addrs.as_slice())
         .map_err(|err| anyhow::format_err!("--metrics {addr}: cannot listen: {err}"))
@@ -676,8 +674,13 @@ fn serve_forever(listener: &TcpListener, page: &Mutex<String>) {
     for stream in listener.incoming() {
         // A failed accept (a client that reset before we took it, too many open files) is
         // that client's problem; the next one may succeed.
-        if let Ok(stream) = stream {
-            let _ = answer(stream, page);
+        match stream {
+            Ok(stream) => {
+                let _ = answer(stream, page);
+            }
+            // Back off a little, so a lasting failure (no file descriptors left) does not
+            // spin this thread.
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
         }
     }
 }
@@ -688,7 +691,10 @@ fn answer(mut stream: TcpStream, page: &Mutex<String>) -> io::Result<()> {
     stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
     let head = match read_head(&mut stream) {
         Ok(Some(head)) => head,
-        Ok(None) => return respond(&mut stream, "431 Request Header Fields Too Large", ""),
+        Ok(None) => {
+            respond(&mut stream, "431 Request Header Fields Too Large", "")?;
+            return linger(stream);
+        }
         Err(err) => return Err(err),
     };
     let request_line = head.lines().next().unwrap_or("");
@@ -733,6 +739,23 @@ fn read_head(stream: &mut TcpStream) -> io::Result<Option<String>> {
         }
         head.extend_from_slice(&buf[..n]);
     }
+}
+
+/// Closes after an early answer without resetting the connection: closing a socket with
+/// unread input makes the kernel send a reset, which can destroy the answer before the client
+/// reads it. So half-close, then discard what the client still sends (bounded in bytes and by
+/// the read timeout), as HTTP servers' "lingering close" does.
+fn linger(mut stream: TcpStream) -> io::Result<()> {
+    stream.shutdown(std::net::Shutdown::Write)?;
+    let mut buf = [0; 4096];
+    let mut left = 16 * MAX_REQUEST_BYTES;
+    while left > 0 {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => left = left.saturating_sub(n),
+        }
+    }
+    Ok(())
 }
 
 fn respond(stream: &mut TcpStream, status: &str, body: &str) -> io::Result<()> {
