@@ -214,10 +214,10 @@ fn parse_exposition(text: &str) -> Result<HashMap<Series, f64>, String> {
             if finished.contains(name) || sampled.contains(name) {
                 return Err(format!("line {n}: {keyword} of {name} after its samples"));
             }
-            if current.as_deref() != Some(name) {
-                if let Some(previous) = current.take() {
-                    finished.insert(previous);
-                }
+            if current.as_deref() != Some(name)
+                && let Some(previous) = current.take()
+            {
+                finished.insert(previous);
             }
             match keyword {
                 "HELP" => {
