@@ -164,7 +164,8 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// The key's value as the partitioner sees it (a string as itself, anything else as its JSON
-/// text, a missing field or a line that is not JSON as the empty string).
+/// text, a missing field or a line that is not JSON as the empty string: a producer's fixed
+/// fallback key, since Kafka itself would spread keyless messages round-robin).
 fn key_value(line: &str, key: &str) -> String {
     let Ok(value) = serde_json::from_str::<Value>(line) else {
         return String::new();
