@@ -514,6 +514,8 @@ mod tests {
         assert!(parse_duration("s").is_err());
         assert!(parse_duration("1d").is_err());
         assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("1.5s").is_err());
+        assert!(parse_duration("99999999999999999h").is_err());
     }
 
     #[test]

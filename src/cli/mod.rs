@@ -19,6 +19,7 @@ mod catalog;
 mod check;
 mod explain;
 mod lifecycle;
+mod metrics;
 mod rules_cmd;
 mod run;
 mod test;
@@ -250,6 +251,20 @@ struct RunArgs {
     /// per kind, hits per rule and correlation, correlation memory, throughput).
     #[arg(long)]
     stats: bool,
+    /// Every DURATION (`500ms`, `10s`, `5m`, `1h`), write one JSON line of the running
+    /// counters to stderr (`"msg": "stats interval"`), with rates over the interval and since
+    /// the start.
+    #[arg(long, value_name = "DURATION", value_parser = lifecycle::parse_duration)]
+    stats_interval: Option<std::time::Duration>,
+    /// Serve the counters in the Prometheus text format at `http://ADDR/metrics` (e.g.
+    /// `127.0.0.1:9464`; port 0 picks a free port, logged on stderr). Loopback addresses
+    /// only, unless --metrics-any.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
+    /// Allow --metrics on a non-loopback address (anyone who reaches it can read rule ids
+    /// and counts).
+    #[arg(long, requires = "metrics")]
+    metrics_any: bool,
     /// Evaluate every rule of an event's log source instead of only the candidates the rule
     /// index picks. A debugging aid: the output is the same, only slower; if it is not, the
     /// index has a bug.

@@ -6,16 +6,17 @@
 use std::io::{self, Write};
 use std::time::Instant;
 
-use serde_json::{Map, Value, json};
+use serde_json::json;
 
 use super::lifecycle::{Lifecycle, LifecycleConfig};
+use super::metrics::Metrics;
 use super::{EXIT_FATAL, EXIT_OK, RunArgs};
 use crate::correlate::Limits;
 use crate::diag::{Diagnostic, Level};
 use crate::eval::{Engine, EngineConfig};
 use crate::ir::FieldPath;
-use crate::protocol::io::{self as pio, Ending, IoOptions, RunSummary};
-use crate::protocol::{ErrorKind, Processor, ProtocolConfig};
+use crate::protocol::io::{self as pio, Ending, IoOptions};
+use crate::protocol::{Processor, ProtocolConfig};
 
 pub(super) fn run(args: RunArgs) -> u8 {
     let mut stderr = io::stderr();
@@ -92,6 +93,25 @@ pub(super) fn run(args: RunArgs) -> u8 {
         line_buffered: args.line_buffered,
     };
     let start = Instant::now();
+    let mut metrics = Metrics::new(start, args.stats_interval).with_state(state_counters);
+    if let Some(addr) = &args.metrics {
+        let listener = match super::metrics::bind(addr, args.metrics_any) {
+            Ok(listener) => listener,
+            Err(err) => return fatal(&mut stderr, &format!("{err:#}")),
+        };
+        // With port 0 the kernel picks the port: say which, so a caller can find it.
+        let local = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        if let Err(err) = metrics.serve(listener, &processor) {
+            return fatal(&mut stderr, &format!("--metrics {addr}: {err}"));
+        }
+        pio::write_json_line(
+            &mut stderr,
+            &json!({"level": "info", "msg": "metrics listening", "addr": local}),
+        );
+    }
     let result = pio::run(
         &mut processor,
         pio::PolledStdin::new(),
@@ -99,16 +119,14 @@ pub(super) fn run(args: RunArgs) -> u8 {
         io::stderr(),
         options,
         pio::stop_on_signals,
-        &mut lifecycle,
+        &mut (&mut lifecycle, &mut metrics),
     );
-    let elapsed = start.elapsed().as_secs_f64();
     let summary = match result {
         Ok(summary) => summary,
         Err(err) => return fatal(&mut stderr, &format!("i/o error: {err}")),
     };
     if args.stats {
-        let mut line = stats(&processor, &summary, elapsed);
-        line["state"] = state_stats(&state_counters.snapshot());
+        let line = metrics.snapshot(&processor).final_line(&summary);
         pio::write_json_line(&mut stderr, &line);
     }
     match summary.ending {
@@ -140,103 +158,4 @@ pub(super) fn report_diagnostic(stderr: &mut impl Write, diagnostic: &Diagnostic
             "text": diagnostic.to_string(),
         }),
     );
-}
-
-/// The `--stats` line.
-fn stats(processor: &Processor, summary: &RunSummary, elapsed_secs: f64) -> Value {
-    let counters = processor.counters();
-    let engine = processor.engine();
-    let engine_stats = engine.stats();
-    let errors: Map<String, Value> = ErrorKind::ALL
-        .iter()
-        .map(|&kind| (kind.as_str().to_string(), counters.error_count(kind).into()))
-        .collect();
-    let rule_hits: Map<String, Value> = engine_stats
-        .rule_hits
-        .iter()
-        .zip(engine.rules())
-        .filter(|(hits, _)| **hits > 0)
-        .map(|(hits, rule)| (rule.meta.id.clone(), (*hits).into()))
-        .collect();
-    let correlation_hits: Map<String, Value> = engine_stats
-        .correlation_hits
-        .iter()
-        .zip(engine.correlations())
-        .filter(|(hits, _)| **hits > 0)
-        .map(|(hits, corr)| (corr.meta.id.clone(), (*hits).into()))
-        .collect();
-    let script_stats = engine.script_stats();
-    let per_rule = |counts: &[u64]| -> Map<String, Value> {
-        counts
-            .iter()
-            .zip(engine.rules())
-            .filter(|(count, _)| **count > 0)
-            .map(|(count, rule)| (rule.meta.id.clone(), (*count).into()))
-            .collect()
-    };
-    let per_sec = |n: f64| {
-        if elapsed_secs > 0.0 {
-            n / elapsed_secs
-        } else {
-            0.0
-        }
-    };
-    let ending = match summary.ending {
-        Ending::Eof => "eof",
-        Ending::Stopped => "signal",
-        Ending::BrokenPipe => "broken_pipe",
-        Ending::ReadError => "read_error",
-    };
-    json!({
-        "level": "info",
-        "msg": "stats",
-        "ending": ending,
-        "lines_in": counters.lines_in,
-        "lines_out": counters.lines_out,
-        "events": counters.events,
-        "matched": counters.matched,
-        "bytes_in": counters.bytes_in,
-        "bytes_out": summary.bytes_out,
-        "discarded_bytes": summary.discarded_bytes,
-        "errors": errors,
-        "rule_hits": rule_hits,
-        "correlation_hits": correlation_hits,
-        "correlation": {
-            "live_groups": engine_stats.correlation.live_groups,
-            "live_entries": engine_stats.correlation.live_entries,
-            "evicted_groups": engine_stats.correlation.evicted_groups,
-            "dropped_entries": engine_stats.correlation.dropped_entries,
-            "late_events": engine_stats.correlation.late_events,
-        },
-        "script": {
-            "budget_overruns": per_rule(&script_stats.budget_overruns),
-            "runtime_errors": per_rule(&script_stats.runtime_errors),
-            "kv_live_keys": script_stats.kv.live_keys,
-            "kv_live_bytes": script_stats.kv.live_bytes,
-            "kv_evicted_keys": script_stats.kv.evicted_keys,
-            "kv_truncated_values": script_stats.kv.truncated_values,
-            "threshold_keys": script_stats.threshold_keys,
-            "threshold_evictions": script_stats.threshold_evictions,
-        },
-        "time_fallbacks": engine_stats.time_fallbacks,
-        "future_times": engine_stats.future_times,
-        "elapsed_secs": elapsed_secs,
-        "events_per_sec": per_sec(counters.events as f64),
-        "mb_per_sec": per_sec(counters.bytes_in as f64 / 1_000_000.0),
-    })
-}
-
-/// The `state` object of the `--stats` line (`crate::state::StateCounters`).
-fn state_stats(counters: &crate::state::StateCountersSnapshot) -> Value {
-    json!({
-        "saves_ok": counters.saves_ok,
-        "saves_failed": counters.saves_failed,
-        "last_save_bytes": counters.last_save_bytes,
-        "last_save_micros": counters.last_save_micros,
-        "loaded_groups": counters.loaded_groups,
-        "loaded_dropped": counters.loaded_dropped,
-        "load_failed": counters.load_failed,
-        "reloads_ok": counters.reloads_ok,
-        "reloads_failed": counters.reloads_failed,
-    })
 }
