@@ -101,6 +101,42 @@ fn a_broken_rule_file_keeps_the_old_set() {
     assert_eq!(stats["state"]["reloads_ok"], 1, "{stats}");
 }
 
+/// A rule source that already failed to load when the run started (here an unsupported
+/// construct, as downloaded packs have) does not block reloads; an error the edit brings does.
+#[test]
+fn errors_the_running_rules_already_had_do_not_block_a_reload() {
+    let dir = TempDir::new("old-errors");
+    dir.write("rules/r.yml", &rule("old-rule", "CreateUser"));
+    dir.write(
+        "rules/unsupported.yml",
+        "title: broken\ndetection: [unclosed\n",
+    );
+    let rules = rules_arg(&dir);
+    let mut vigil = Vigil::spawn(&["--rules", &rules, "--stats"]);
+    let create = cloudtrail("CreateUser", "u", "2024-03-01T10:00:00Z", 0);
+    vigil.send(&create);
+    assert_eq!(match_ids(&vigil.recv()), ["old-rule"]);
+    // The edit is good: the old error is still there, the reload takes.
+    dir.write("rules/r.yml", &rule("new-rule", "CreateUser"));
+    vigil.signal("HUP");
+    vigil.wait_stderr("rules reloaded");
+    vigil.send(&create);
+    assert_eq!(match_ids(&vigil.recv()), ["new-rule"]);
+    // A second broken file is a new error: refused.
+    dir.write("rules/r.yml", &rule("newer-rule", "CreateUser"));
+    dir.write("rules/also-broken.yml", "title: x\ndetection: {sel: [\n");
+    vigil.signal("HUP");
+    let failed = vigil.wait_stderr("reload failed");
+    assert_eq!(failed["errors"], 1, "{failed}");
+    vigil.send(&create);
+    assert_eq!(match_ids(&vigil.recv()), ["new-rule"]);
+    let (status, _, stderr) = vigil.finish();
+    assert!(status.success());
+    let stats = stderr.iter().find(|l| l["msg"] == "stats").unwrap();
+    assert_eq!(stats["state"]["reloads_ok"], 1, "{stats}");
+    assert_eq!(stats["state"]["reloads_failed"], 1, "{stats}");
+}
+
 const PAIR: &str = "\
 title: pair
 id: pair

@@ -13,7 +13,8 @@
 //! - **Reloads.** SIGHUP, or a change `--watch` sees, asks for one. A loader thread reads and
 //!   lowers every rule source again and builds the new engine (rule index included); the
 //!   loop goes on with the old one meanwhile. When the build is done, the next tick either
-//!   reports its error diagnostics and a "reload failed" line and keeps the old engine, or
+//!   reports its error diagnostics and a "reload failed" line and keeps the old engine (when
+//!   there is an error the rule set in force did not already have), or
 //!   moves the state over (`Engine::export_state` / `import_state`: kept for rules whose id
 //!   and definition are unchanged) and swaps the engine in. A request that comes during a
 //!   build starts another build when that one is done.
@@ -56,6 +57,9 @@ pub(super) struct LifecycleConfig {
     pub rule_paths: Vec<PathBuf>,
     pub placeholders: Option<PathBuf>,
     pub engine_config: EngineConfig,
+    /// The error diagnostics of the rule set the run started with (empty with `--strict`,
+    /// which refuses to start on any): a reload is refused only for errors not among them.
+    pub accepted_errors: Vec<Diagnostic>,
 }
 
 pub(super) struct Lifecycle {
@@ -106,6 +110,12 @@ impl Lifecycle {
                 placeholders: config.placeholders,
                 engine_config: config.engine_config,
                 counters,
+                accepted_errors: config
+                    .accepted_errors
+                    .iter()
+                    .filter(|d| d.is_error())
+                    .map(error_key)
+                    .collect(),
             },
         })
     }
@@ -314,6 +324,22 @@ struct Reloader {
     placeholders: Option<PathBuf>,
     engine_config: EngineConfig,
     counters: Arc<StateCounters>,
+    /// Keys ([`error_key`]) of the error diagnostics of the rule set in force. A rule source
+    /// that already could not load (an unsupported construct in a downloaded pack) does not
+    /// block every later reload; an error the edit introduced does.
+    accepted_errors: std::collections::HashSet<String>,
+}
+
+/// What identifies an error diagnostic across reloads: where (file, rule) and what, but not
+/// the line, which an edit elsewhere in the file moves.
+fn error_key(diagnostic: &Diagnostic) -> String {
+    format!(
+        "{}\u{1f}{}\u{1f}{}\u{1f}{}",
+        diagnostic.source.path,
+        diagnostic.rule.as_deref().unwrap_or_default(),
+        diagnostic.code.as_str(),
+        diagnostic.message
+    )
 }
 
 /// What a reload thread built.
@@ -369,17 +395,26 @@ impl Reloader {
         for diagnostic in &built.diagnostics {
             super::run::report_diagnostic(&mut stderr, diagnostic);
         }
-        let n_errors = built.diagnostics.iter().filter(|d| d.is_error()).count();
+        let errors: std::collections::HashSet<String> = built
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .map(error_key)
+            .collect();
+        let n_new = errors.difference(&self.accepted_errors).count();
         let mut engine = match built.engine {
-            Err(message) => return self.fail(n_errors, message),
-            Ok(_) if n_errors > 0 => {
+            Err(message) => return self.fail(n_new, message),
+            Ok(_) if n_new > 0 => {
                 return self.fail(
-                    n_errors,
-                    format!("{n_errors} rule diagnostic(s) of level error"),
+                    n_new,
+                    format!(
+                        "{n_new} new rule diagnostic(s) of level error (errors the running rules already had do not count)"
+                    ),
                 );
             }
             Ok(engine) => engine,
         };
+        self.accepted_errors = errors;
         let report = engine.import_state(processor.engine().export_state());
         drop(processor.replace_engine(engine));
         self.counters.reloads_ok.fetch_add(1, Ordering::Relaxed);

@@ -75,6 +75,13 @@ pub(super) fn run(args: RunArgs) -> u8 {
             rule_paths: args.source.rules.clone(),
             placeholders: args.source.placeholders.clone(),
             engine_config: config,
+            accepted_errors: loaded
+                .diagnostics
+                .iter()
+                .chain(&link_diagnostics)
+                .filter(|d| d.is_error())
+                .cloned()
+                .collect(),
         },
         &mut engine,
     );
