@@ -14,6 +14,7 @@ use crate::diag::{Diagnostic, Level};
 use crate::eval::{Engine, EngineConfig};
 use crate::ir::FieldPath;
 use crate::protocol::io::{self as pio, Ending, IoOptions, RunSummary};
+use crate::protocol::listen;
 use crate::protocol::{ErrorKind, Processor, ProtocolConfig};
 
 pub(super) fn run(args: RunArgs) -> u8 {
@@ -68,16 +69,44 @@ pub(super) fn run(args: RunArgs) -> u8 {
     let options = IoOptions {
         line_buffered: args.line_buffered,
     };
+    // With --listen the sockets are bound before the first event is read, and a bind
+    // failure (a non-loopback address, a live socket, a regular file at PATH) is fatal.
+    let listeners = if args.listen.is_empty() {
+        None
+    } else {
+        let config = listen::ListenConfig {
+            addrs: args.listen.clone(),
+            allow_any: args.listen_any,
+            max_connections: args.max_connections,
+            watch_stdout: true,
+        };
+        match listen::Listeners::bind(&config) {
+            Ok(listeners) => Some(listeners),
+            Err(err) => return fatal(&mut stderr, &err.to_string()),
+        }
+    };
     let start = Instant::now();
-    let result = pio::run(
-        &mut processor,
-        pio::PolledStdin::new(),
-        io::stdout().lock(),
-        io::stderr(),
-        options,
-        pio::stop_on_signals,
-        &mut (),
-    );
+    let result = match listeners {
+        // Stdin is not read: Vector's exec source gives its child /dev/null.
+        Some(listeners) => listen::run(
+            &mut processor,
+            listeners,
+            io::stdout().lock(),
+            io::stderr(),
+            options,
+            pio::stop_on_signals,
+            &mut (),
+        ),
+        None => pio::run(
+            &mut processor,
+            pio::PolledStdin::new(),
+            io::stdout().lock(),
+            io::stderr(),
+            options,
+            pio::stop_on_signals,
+            &mut (),
+        ),
+    };
     let elapsed = start.elapsed().as_secs_f64();
     let summary = match result {
         Ok(summary) => summary,
@@ -162,7 +191,7 @@ fn stats(processor: &Processor, summary: &RunSummary, elapsed_secs: f64) -> Valu
         Ending::BrokenPipe => "broken_pipe",
         Ending::ReadError => "read_error",
     };
-    json!({
+    let mut line = json!({
         "level": "info",
         "msg": "stats",
         "ending": ending,
@@ -198,5 +227,17 @@ fn stats(processor: &Processor, summary: &RunSummary, elapsed_secs: f64) -> Valu
         "elapsed_secs": elapsed_secs,
         "events_per_sec": per_sec(counters.events as f64),
         "mb_per_sec": per_sec(counters.bytes_in as f64 / 1_000_000.0),
-    })
+    });
+    // Only with --listen, so that the stdin stats line keeps its shape.
+    if let (Some(connections), Some(map)) = (summary.connections, line.as_object_mut()) {
+        map.insert(
+            "connections".to_string(),
+            json!({
+                "accepted": connections.accepted,
+                "refused": connections.refused,
+                "open": connections.open,
+            }),
+        );
+    }
+    line
 }
