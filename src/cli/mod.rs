@@ -533,7 +533,13 @@ mod tests {
         let cli = parse(&[]).unwrap();
         assert!(cli.run.listen.is_empty());
         assert_eq!(cli.run.max_connections, DEFAULT_MAX_CONNECTIONS);
-        let cli = parse(&["--listen", "unix:/tmp/v.sock", "--listen", "tcp:127.0.0.1:9"]).unwrap();
+        let cli = parse(&[
+            "--listen",
+            "unix:/tmp/v.sock",
+            "--listen",
+            "tcp:127.0.0.1:9",
+        ])
+        .unwrap();
         assert_eq!(
             cli.run.listen,
             [
@@ -545,7 +551,10 @@ mod tests {
             ]
         );
         assert!(parse(&["--listen", "/tmp/v.sock"]).is_err());
-        assert!(parse(&["--listen-any"]).is_err(), "--listen-any needs --listen");
+        assert!(
+            parse(&["--listen-any"]).is_err(),
+            "--listen-any needs --listen"
+        );
         assert!(parse(&["--listen", "tcp:0.0.0.0:1", "--listen-any"]).is_ok());
         assert!(parse(&["--max-connections", "0"]).is_err());
     }

@@ -300,14 +300,13 @@ where
     W: Write,
     E: Write,
 {
-    let start_reader = |sender: SyncSender<Message>,
-                        recycled: Receiver<Vec<u8>>,
-                        requested: Arc<AtomicBool>| {
-        std::thread::Builder::new()
-            .name("vigil-stdin".to_string())
-            .spawn(move || read_loop(input, sender, recycled, &requested))
-            .map(drop)
-    };
+    let start_reader =
+        |sender: SyncSender<Message>, recycled: Receiver<Vec<u8>>, requested: Arc<AtomicBool>| {
+            std::thread::Builder::new()
+                .name("vigil-stdin".to_string())
+                .spawn(move || read_loop(input, sender, recycled, &requested))
+                .map(drop)
+        };
     run_sources(
         processor,
         start_reader,

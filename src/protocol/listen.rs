@@ -63,8 +63,8 @@ use serde_json::json;
 
 use super::Processor;
 use super::io::{
-    self as pio, CHUNK_BYTES, ConnectionStats, Housekeeping, IoOptions, Message, RunSummary, Sources,
-    StopHandle,
+    self as pio, CHUNK_BYTES, ConnectionStats, Housekeeping, IoOptions, Message, RunSummary,
+    Sources, StopHandle,
 };
 
 /// Default of `--max-connections`: far more than a Vector topology needs (one socket sink
@@ -249,33 +249,32 @@ where
     // to stop (the loop ended on a closed stdout).
     let done = Arc::new(AtomicBool::new(false));
     let mut poll_thread = None;
-    let start_reader = |sender: SyncSender<Message>,
-                        recycled: Receiver<Vec<u8>>,
-                        requested: Arc<AtomicBool>| {
-        let done = Arc::clone(&done);
-        let handle = std::thread::Builder::new()
-            .name("vigil-listen".to_string())
-            .spawn(move || {
-                let mut poller = Poller {
-                    listeners,
-                    connections: Vec::new(),
-                    next_id: 1,
-                    max_connections,
-                    watch_stdout,
-                    stats: ConnectionStats::default(),
-                    accept_paused_until: None,
-                    refused_reports: Limiter::default(),
-                    error_reports: Limiter::default(),
-                    sender,
-                    recycled,
-                };
-                poller.run(&requested, &done);
-                poller.stats.open = poller.connections.len() as u64;
-                poller.stats
-            })?;
-        poll_thread = Some(handle);
-        Ok(())
-    };
+    let start_reader =
+        |sender: SyncSender<Message>, recycled: Receiver<Vec<u8>>, requested: Arc<AtomicBool>| {
+            let done = Arc::clone(&done);
+            let handle = std::thread::Builder::new()
+                .name("vigil-listen".to_string())
+                .spawn(move || {
+                    let mut poller = Poller {
+                        listeners,
+                        connections: Vec::new(),
+                        next_id: 1,
+                        max_connections,
+                        watch_stdout,
+                        stats: ConnectionStats::default(),
+                        accept_paused_until: None,
+                        refused_reports: Limiter::default(),
+                        error_reports: Limiter::default(),
+                        sender,
+                        recycled,
+                    };
+                    poller.run(&requested, &done);
+                    poller.stats.open = poller.connections.len() as u64;
+                    poller.stats
+                })?;
+            poll_thread = Some(handle);
+            Ok(())
+        };
     let result = pio::run_sources(
         processor,
         start_reader,
@@ -352,7 +351,8 @@ fn bind_unix(addr: &ListenAddr, path: &Path) -> Result<(UnixListener, SocketFile
                 }
                 // Nobody listens: a stale socket left by a process that died.
                 Err(err) if err.kind() == io::ErrorKind::ConnectionRefused => {
-                    std::fs::remove_file(path).map_err(io_error("cannot remove the stale socket"))?;
+                    std::fs::remove_file(path)
+                        .map_err(io_error("cannot remove the stale socket"))?;
                 }
                 // A full backlog (EAGAIN) means someone listens; anything else (no
                 // permission) means we cannot tell: refuse rather than delete.
@@ -545,7 +545,12 @@ enum Slot {
 
 impl Poller {
     fn run(&mut self, requested: &AtomicBool, done: &AtomicBool) {
-        for address in self.listeners.iter().map(Listener::address).collect::<Vec<_>>() {
+        for address in self
+            .listeners
+            .iter()
+            .map(Listener::address)
+            .collect::<Vec<_>>()
+        {
             if !self.send(Message::Report {
                 level: "info",
                 msg: "listening",
@@ -846,9 +851,7 @@ mod tests {
     #[test]
     fn non_loopback_tcp_is_refused_without_listen_any() {
         let addr = ListenAddr::parse("tcp:0.0.0.0:0").unwrap();
-        let err = Listeners::bind(&config(vec![addr.clone()]))
-            .err()
-            .unwrap();
+        let err = Listeners::bind(&config(vec![addr.clone()])).err().unwrap();
         assert!(matches!(err, BindError::NotLoopback { .. }), "{err}");
         assert!(err.to_string().contains("--listen-any"), "{err}");
         let mut any = config(vec![addr]);
