@@ -14,7 +14,13 @@
 //!
 //! - **Threads, not tokio.** There is one input and one output, and both are blocking file
 //!   descriptors; a runtime would add a scheduler and an async stdin that is itself a blocking
-//!   thread underneath. Sockets, which need many connections, come in a later issue.
+//!   thread underneath. Sockets (`--listen`, [`super::listen`]) replace the stdin thread with
+//!   one poll(2) thread over every connection, feeding the same channel.
+//! - **Sources.** Every chunk carries its source: stdin is source 0, each connection has its
+//!   own id. The main thread keeps one framer per source (the current one in `Pump`, the
+//!   others parked with their incomplete line), so a source's lines come out in its order and
+//!   lines of different sources interleave only at line boundaries. A source at a line
+//!   boundary holds no buffer. With one source (stdin) nothing of this shows.
 //! - **Bounded memory and backpressure.** The channel holds at most 4 chunks, so a slow stdout
 //!   (the host stopped reading: backpressure, never an error) stalls the main thread, which
 //!   stalls the reader, which stops reading stdin. Chunk buffers are handed back to the reader
