@@ -354,7 +354,11 @@ fn concurrent_connections_keep_order_and_lose_nothing() {
                 for line_idx in 0..LINES {
                     // Lines of different lengths, some with \r\n.
                     let pad = "x".repeat((line_idx * 31 + conn_idx) % 200);
-                    let end = if line_idx.is_multiple_of(7) { "\r\n" } else { "\n" };
+                    let end = if line_idx.is_multiple_of(7) {
+                        "\r\n"
+                    } else {
+                        "\n"
+                    };
                     text.push_str(&format!(
                         "{{\"c\":{conn_idx},\"n\":{line_idx},\"p\":\"{pad}\"}}{end}"
                     ));
