@@ -193,6 +193,17 @@ impl Snapshot {
         line.extend(self.counter_fields());
         line.insert("bytes_out".into(), summary.bytes_out.into());
         line.insert("discarded_bytes".into(), summary.discarded_bytes.into());
+        // Only with --listen, so that the stdin stats line keeps its shape.
+        if let Some(connections) = summary.connections {
+            line.insert(
+                "connections".into(),
+                json!({
+                    "accepted": connections.accepted,
+                    "refused": connections.refused,
+                    "open": connections.open,
+                }),
+            );
+        }
         let rates = Rates::between(None, self);
         line.insert("events_per_sec".into(), rates.events_per_sec.into());
         line.insert("mb_per_sec".into(), rates.mb_per_sec.into());

@@ -291,6 +291,24 @@ struct RunArgs {
     /// this flag. A reload with error diagnostics keeps the previous rules.
     #[arg(long)]
     watch: bool,
+    /// Read events from sockets instead of stdin: `unix:PATH` or `tcp:ADDR:PORT`
+    /// (`tcp:[::1]:PORT` for IPv6). Repeatable. Any number of connections, each framed like
+    /// stdin; each connection's lines come out in its order, interleaved with other
+    /// connections' lines only at line boundaries. Stdin is not read, and the run ends on
+    /// SIGTERM/SIGINT or a closed stdout. A stale socket file at PATH is replaced (a live
+    /// socket or any other file is refused) and removed at exit. See README "Socket input".
+    #[arg(long = "listen", value_name = "ADDR", value_parser = crate::protocol::listen::ListenAddr::parse)]
+    listen: Vec<crate::protocol::listen::ListenAddr>,
+    /// Allow `--listen tcp:` addresses that are not loopback (127.0.0.0/8, ::1). vigil has no
+    /// authentication: anyone who can connect can inject events.
+    #[arg(long, requires = "listen")]
+    listen_any: bool,
+    /// Most connections open at once with --listen; a connection past it is closed at once
+    /// and counted (`--stats`: connections.refused). Each open connection may buffer up to
+    /// --max-line-bytes of an incomplete line.
+    #[arg(long, value_name = "N", default_value_t = crate::protocol::listen::DEFAULT_MAX_CONNECTIONS,
+          value_parser = parse_positive)]
+    max_connections: usize,
 }
 
 #[derive(Debug, Args)]
@@ -631,6 +649,38 @@ mod tests {
         assert!(cli.run.watch);
         assert!(parse(&["--state-interval", "0s"]).is_err());
         assert!(parse(&["--state-interval", "10"]).is_err());
+    }
+
+    #[test]
+    fn listen_flags() {
+        use crate::protocol::listen::{DEFAULT_MAX_CONNECTIONS, ListenAddr};
+        let cli = parse(&[]).unwrap();
+        assert!(cli.run.listen.is_empty());
+        assert_eq!(cli.run.max_connections, DEFAULT_MAX_CONNECTIONS);
+        let cli = parse(&[
+            "--listen",
+            "unix:/tmp/v.sock",
+            "--listen",
+            "tcp:127.0.0.1:9",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.run.listen,
+            [
+                ListenAddr::Unix(PathBuf::from("/tmp/v.sock")),
+                ListenAddr::Tcp {
+                    host: "127.0.0.1".to_string(),
+                    port: 9
+                }
+            ]
+        );
+        assert!(parse(&["--listen", "/tmp/v.sock"]).is_err());
+        assert!(
+            parse(&["--listen-any"]).is_err(),
+            "--listen-any needs --listen"
+        );
+        assert!(parse(&["--listen", "tcp:0.0.0.0:1", "--listen-any"]).is_ok());
+        assert!(parse(&["--max-connections", "0"]).is_err());
     }
 
     #[test]

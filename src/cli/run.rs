@@ -16,6 +16,7 @@ use crate::diag::{Diagnostic, Level};
 use crate::eval::{Engine, EngineConfig};
 use crate::ir::FieldPath;
 use crate::protocol::io::{self as pio, Ending, IoOptions};
+use crate::protocol::listen;
 use crate::protocol::{Processor, ProtocolConfig};
 
 pub(super) fn run(args: RunArgs) -> u8 {
@@ -99,6 +100,22 @@ pub(super) fn run(args: RunArgs) -> u8 {
     let options = IoOptions {
         line_buffered: args.line_buffered,
     };
+    // With --listen the sockets are bound before the first event is read, and a bind
+    // failure (a non-loopback address, a live socket, a regular file at PATH) is fatal.
+    let listeners = if args.listen.is_empty() {
+        None
+    } else {
+        let config = listen::ListenConfig {
+            addrs: args.listen.clone(),
+            allow_any: args.listen_any,
+            max_connections: args.max_connections,
+            watch_stdout: true,
+        };
+        match listen::Listeners::bind(&config) {
+            Ok(listeners) => Some(listeners),
+            Err(err) => return fatal(&mut stderr, &err.to_string()),
+        }
+    };
     let start = Instant::now();
     let mut metrics = Metrics::new(start, args.stats_interval).with_state(state_counters);
     if let Some(addr) = &args.metrics {
@@ -119,15 +136,27 @@ pub(super) fn run(args: RunArgs) -> u8 {
             &json!({"level": "info", "msg": "metrics listening", "addr": local}),
         );
     }
-    let result = pio::run(
-        &mut processor,
-        pio::PolledStdin::new(),
-        io::stdout().lock(),
-        io::stderr(),
-        options,
-        pio::stop_on_signals,
-        &mut (&mut lifecycle, &mut metrics),
-    );
+    let result = match listeners {
+        // Stdin is not read: Vector's exec source gives its child /dev/null.
+        Some(listeners) => listen::run(
+            &mut processor,
+            listeners,
+            io::stdout().lock(),
+            io::stderr(),
+            options,
+            pio::stop_on_signals,
+            &mut (&mut lifecycle, &mut metrics),
+        ),
+        None => pio::run(
+            &mut processor,
+            pio::PolledStdin::new(),
+            io::stdout().lock(),
+            io::stderr(),
+            options,
+            pio::stop_on_signals,
+            &mut (&mut lifecycle, &mut metrics),
+        ),
+    };
     let summary = match result {
         Ok(summary) => summary,
         Err(err) => return fatal(&mut stderr, &format!("i/o error: {err}")),

@@ -14,6 +14,7 @@
 //!   (or, with `--invalid pass`, the raw bytes), counted per kind.
 
 pub mod io;
+pub mod listen;
 
 use serde_json::Value;
 use serde_json::value::RawValue;
