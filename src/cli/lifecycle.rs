@@ -57,6 +57,9 @@ pub(super) struct LifecycleConfig {
     pub rule_paths: Vec<PathBuf>,
     pub placeholders: Option<PathBuf>,
     pub engine_config: EngineConfig,
+    /// Set by SIGHUP (registered by the caller before the rules were first loaded, so that a
+    /// SIGHUP during startup is a reload request rather than SIGHUP's default action).
+    pub reload_requested: Arc<AtomicBool>,
     /// The error diagnostics of the rule set the run started with (empty with `--strict`,
     /// which refuses to start on any): a reload is refused only for errors not among them.
     pub accepted_errors: Vec<Diagnostic>,
@@ -69,9 +72,9 @@ pub(super) struct Lifecycle {
 }
 
 impl Lifecycle {
-    /// Loads the state file into `engine` (before the first line), registers SIGHUP and starts
-    /// the `--watch` poller. Problems with the state file are reported and the run starts
-    /// empty; a failure to register SIGHUP is an error (the default action would kill vigil).
+    /// Loads the state file into `engine` (before the first line) and starts the `--watch`
+    /// poller; SIGHUP sets `config.reload_requested`. Problems with the state file are
+    /// reported and the run starts empty.
     pub fn start(config: LifecycleConfig, engine: &mut Engine) -> io::Result<Lifecycle> {
         let counters = Arc::new(StateCounters::default());
         let max_bytes =
@@ -87,8 +90,7 @@ impl Lifecycle {
             }
             None => None,
         };
-        let requested = Arc::new(AtomicBool::new(false));
-        signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&requested))?;
+        let requested = config.reload_requested;
         if config.watch {
             let mut watched = config.rule_paths.clone();
             watched.extend(config.placeholders.clone());
