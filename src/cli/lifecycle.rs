@@ -506,8 +506,12 @@ fn collect_stamps(path: &Path, depth: usize, out: &mut Vec<FileStamp>) {
         let Ok(entries) = std::fs::read_dir(path) else {
             return;
         };
+        // Hidden entries are skipped, as the loader skips them (`rules::collect_rule_files`):
+        // a change there (an editor's swap file) changes no rule.
         for entry in entries.flatten() {
-            collect_stamps(&entry.path(), depth + 1, out);
+            if !entry.file_name().as_encoded_bytes().starts_with(b".") {
+                collect_stamps(&entry.path(), depth + 1, out);
+            }
         }
     } else {
         out.push((path.to_path_buf(), metadata.len(), metadata.modified().ok()));
@@ -553,6 +557,26 @@ mod tests {
         assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("1.5s").is_err());
         assert!(parse_duration("99999999999999999h").is_err());
+    }
+
+    /// The watcher looks at what the loader reads: hidden entries of a directory (an editor's
+    /// swap file, a ConfigMap's `..data` copy) are skipped by both, so an editor saving its swap
+    /// file every few seconds does not reload the rules each time.
+    #[test]
+    fn stamps_skip_hidden_entries_as_the_loader_does() {
+        let dir = std::env::temp_dir().join(format!("vigil-watch-hidden-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join(".hidden")).unwrap();
+        std::fs::write(dir.join("a.yml"), "a").unwrap();
+        let paths = [dir.clone()];
+        let first = stamps(&paths);
+        std::fs::write(dir.join(".a.yml.swp"), "swap").unwrap();
+        std::fs::write(dir.join(".hidden/b.yml"), "b").unwrap();
+        assert_eq!(stamps(&paths), first);
+        // A hidden file named as a rule path itself is watched.
+        let named = [dir.join(".a.yml.swp")];
+        assert_eq!(stamps(&named).len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
