@@ -586,6 +586,48 @@ fn other_paths_methods_and_huge_requests_are_refused() {
     assert_eq!(wait_exit(child), 0);
 }
 
+/// A client that sends its request head one byte at a time, each byte within the read
+/// timeout, must not hold the (single) server thread for longer than the timeout: a scrape
+/// that comes meanwhile is answered within a few seconds, not after the slow client stops.
+#[test]
+fn a_slow_client_does_not_hold_off_scrapes() {
+    let rules = TempDir::new("slowloris");
+    let (mut child, stderr) = spawn(&[
+        "--rules",
+        rules.0.to_str().unwrap(),
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let addr = next_msg(&stderr, "metrics listening")["addr"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let slow_addr = addr.clone();
+    let slow = thread::spawn(move || {
+        let mut stream = TcpStream::connect(&slow_addr).unwrap();
+        // 30 bytes over 15 seconds: never a blank line, never 2 s without a byte.
+        for byte in b"GET /metrics HTTP/1.1\r\nX-Slow: ".iter().cycle().take(30) {
+            if stream.write_all(&[*byte]).is_err() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(500));
+        }
+    });
+    // Let the server take the slow client first.
+    thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let (status, _) = http_get(&addr, "GET /metrics HTTP/1.1\r\n\r\n");
+    let waited = started.elapsed();
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(
+        waited < Duration::from_secs(6),
+        "a scrape waited {waited:?} behind a slow client"
+    );
+    slow.join().unwrap();
+    drop(child.stdin.take());
+    assert_eq!(wait_exit(child), 0);
+}
+
 #[test]
 fn non_loopback_address_is_refused_unless_allowed() {
     let rules = TempDir::new("loopback");

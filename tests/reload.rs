@@ -204,3 +204,29 @@ fn watch_reloads_without_a_signal() {
     assert_eq!(match_ids(&vigil.recv()), ["new-rule"]);
     assert!(vigil.finish().0.success());
 }
+
+/// A SIGHUP that comes while the rules are still loading at start (a config-management run
+/// or logrotate script reloading right after a restart) must not kill vigil with SIGHUP's
+/// default action: it is a reload request like any other, acted on once the run has started.
+#[test]
+fn a_sighup_during_startup_is_a_reload_not_a_kill() {
+    let dir = TempDir::new("early-hup");
+    // Enough rules that loading them takes far longer than the delay before the signal.
+    let many: Vec<String> = (0..4000)
+        .map(|idx| rule(&format!("r{idx}"), &format!("Event{idx}")))
+        .collect();
+    dir.write("rules/many.yml", &many.join("---\n"));
+    dir.write("rules/create.yml", &rule("create-rule", "CreateUser"));
+    let rules = rules_arg(&dir);
+    let mut vigil = Vigil::spawn(&["--rules", &rules]);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    vigil.signal("HUP");
+    vigil.send(&cloudtrail("CreateUser", "u", "2024-03-01T10:00:00Z", 0));
+    let output = vigil.recv();
+    assert_eq!(match_ids(&output), ["create-rule"]);
+    let reloaded = vigil.wait_stderr("rules reloaded");
+    assert_eq!(reloaded["rules"], 4001);
+    let (status, rest, _) = vigil.finish();
+    assert!(status.success(), "{status:?}");
+    assert!(rest.is_empty(), "{rest:?}");
+}

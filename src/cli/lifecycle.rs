@@ -57,6 +57,9 @@ pub(super) struct LifecycleConfig {
     pub rule_paths: Vec<PathBuf>,
     pub placeholders: Option<PathBuf>,
     pub engine_config: EngineConfig,
+    /// Set by SIGHUP (registered by the caller before the rules were first loaded, so that a
+    /// SIGHUP during startup is a reload request rather than SIGHUP's default action).
+    pub reload_requested: Arc<AtomicBool>,
     /// The error diagnostics of the rule set the run started with (empty with `--strict`,
     /// which refuses to start on any): a reload is refused only for errors not among them.
     pub accepted_errors: Vec<Diagnostic>,
@@ -69,9 +72,9 @@ pub(super) struct Lifecycle {
 }
 
 impl Lifecycle {
-    /// Loads the state file into `engine` (before the first line), registers SIGHUP and starts
-    /// the `--watch` poller. Problems with the state file are reported and the run starts
-    /// empty; a failure to register SIGHUP is an error (the default action would kill vigil).
+    /// Loads the state file into `engine` (before the first line) and starts the `--watch`
+    /// poller; SIGHUP sets `config.reload_requested`. Problems with the state file are
+    /// reported and the run starts empty.
     pub fn start(config: LifecycleConfig, engine: &mut Engine) -> io::Result<Lifecycle> {
         let counters = Arc::new(StateCounters::default());
         let max_bytes =
@@ -87,8 +90,7 @@ impl Lifecycle {
             }
             None => None,
         };
-        let requested = Arc::new(AtomicBool::new(false));
-        signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&requested))?;
+        let requested = config.reload_requested;
         if config.watch {
             let mut watched = config.rule_paths.clone();
             watched.extend(config.placeholders.clone());
@@ -504,8 +506,12 @@ fn collect_stamps(path: &Path, depth: usize, out: &mut Vec<FileStamp>) {
         let Ok(entries) = std::fs::read_dir(path) else {
             return;
         };
+        // Hidden entries are skipped, as the loader skips them (`rules::collect_rule_files`):
+        // a change there (an editor's swap file) changes no rule.
         for entry in entries.flatten() {
-            collect_stamps(&entry.path(), depth + 1, out);
+            if !entry.file_name().as_encoded_bytes().starts_with(b".") {
+                collect_stamps(&entry.path(), depth + 1, out);
+            }
         }
     } else {
         out.push((path.to_path_buf(), metadata.len(), metadata.modified().ok()));
@@ -551,6 +557,26 @@ mod tests {
         assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("1.5s").is_err());
         assert!(parse_duration("99999999999999999h").is_err());
+    }
+
+    /// The watcher looks at what the loader reads: hidden entries of a directory (an editor's
+    /// swap file, a ConfigMap's `..data` copy) are skipped by both, so an editor saving its swap
+    /// file every few seconds does not reload the rules each time.
+    #[test]
+    fn stamps_skip_hidden_entries_as_the_loader_does() {
+        let dir = std::env::temp_dir().join(format!("vigil-watch-hidden-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join(".hidden")).unwrap();
+        std::fs::write(dir.join("a.yml"), "a").unwrap();
+        let paths = [dir.clone()];
+        let first = stamps(&paths);
+        std::fs::write(dir.join(".a.yml.swp"), "swap").unwrap();
+        std::fs::write(dir.join(".hidden/b.yml"), "b").unwrap();
+        assert_eq!(stamps(&paths), first);
+        // A hidden file named as a rule path itself is watched.
+        let named = [dir.join(".a.yml.swp")];
+        assert_eq!(stamps(&named).len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

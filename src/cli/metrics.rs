@@ -30,8 +30,10 @@ pub const PUBLISH_PERIOD: Duration = Duration::from_secs(1);
 /// Longest HTTP request head the metrics server reads; a longer one is answered 431.
 const MAX_REQUEST_BYTES: usize = 8 * 1024;
 
-/// How long the metrics server waits for a request (and for a client to take the answer):
-/// the server handles one connection at a time, so a silent client holds it no longer.
+/// How long the metrics server gives one connection in all, to send its request and to take
+/// the answer: the server handles one connection at a time, so no client, silent or sending
+/// a byte at a time, holds it longer (a per-read timeout alone would let a client that sends
+/// one byte per timeout hold it for hours).
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The counters of a run at one moment.
@@ -757,13 +759,13 @@ fn serve_forever(listener: &TcpListener, page: &Mutex<String>) {
 
 /// Reads one request head and writes one response, then closes the connection.
 fn answer(mut stream: TcpStream, page: &Mutex<String>) -> io::Result<()> {
-    stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
+    let deadline = Instant::now() + CLIENT_TIMEOUT;
     stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
-    let head = match read_head(&mut stream) {
+    let head = match read_head(&mut stream, deadline) {
         Ok(Some(head)) => head,
         Ok(None) => {
             respond(&mut stream, "431 Request Header Fields Too Large", "")?;
-            return linger(stream);
+            return linger(stream, deadline);
         }
         Err(err) => return Err(err),
     };
@@ -791,8 +793,21 @@ fn answer(mut stream: TcpStream, page: &Mutex<String>) -> io::Result<()> {
     write_response(&mut stream, "200 OK", &body, head_only)
 }
 
+/// The time left before `deadline`, as a read timeout; an error once it has passed.
+fn time_left(deadline: Instant) -> io::Result<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the client took too long",
+        ));
+    }
+    Ok(left)
+}
+
 /// The request head up to the blank line; `None` when it exceeds [`MAX_REQUEST_BYTES`].
-fn read_head(stream: &mut TcpStream) -> io::Result<Option<String>> {
+/// Every read waits at most until `deadline`.
+fn read_head(stream: &mut TcpStream, deadline: Instant) -> io::Result<Option<String>> {
     let mut head = Vec::new();
     let mut buf = [0; 1024];
     loop {
@@ -802,6 +817,7 @@ fn read_head(stream: &mut TcpStream) -> io::Result<Option<String>> {
         if head.len() > MAX_REQUEST_BYTES {
             return Ok(None);
         }
+        stream.set_read_timeout(Some(time_left(deadline)?))?;
         let n = stream.read(&mut buf)?;
         if n == 0 {
             // The client closed before the blank line: answer what it sent, if anything.
@@ -814,12 +830,16 @@ fn read_head(stream: &mut TcpStream) -> io::Result<Option<String>> {
 /// Closes after an early answer without resetting the connection: closing a socket with
 /// unread input makes the kernel send a reset, which can destroy the answer before the client
 /// reads it. So half-close, then discard what the client still sends (bounded in bytes and by
-/// the read timeout), as HTTP servers' "lingering close" does.
-fn linger(mut stream: TcpStream) -> io::Result<()> {
+/// `deadline`), as HTTP servers' "lingering close" does.
+fn linger(mut stream: TcpStream, deadline: Instant) -> io::Result<()> {
     stream.shutdown(std::net::Shutdown::Write)?;
     let mut buf = [0; 4096];
     let mut left = 16 * MAX_REQUEST_BYTES;
     while left > 0 {
+        let Ok(wait) = time_left(deadline) else {
+            break;
+        };
+        stream.set_read_timeout(Some(wait))?;
         match stream.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => left = left.saturating_sub(n),

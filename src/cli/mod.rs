@@ -157,7 +157,7 @@ struct TestArgs {
 /// Where rules come from; shared by `run` and `rules`.
 #[derive(Debug, Args)]
 struct RuleSourceArgs {
-    /// A rule file or a directory of rule files (searched recursively for .yml/.yaml).
+    /// A rule file or a directory of rule files (searched recursively for .yml/.yaml/.toml, skipping hidden entries such as a ConfigMap's `..data`).
     /// Repeatable. Without it, the embedded default rule pack is used.
     #[arg(long = "rules", value_name = "PATH")]
     rules: Vec<PathBuf>,

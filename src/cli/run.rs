@@ -4,6 +4,8 @@
 //! (`"msg": "rule diagnostic"`), fatal errors (`"level": "error"`), and the `--stats` line.
 
 use std::io::{self, Write};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use serde_json::json;
@@ -21,6 +23,15 @@ use crate::protocol::{Processor, ProtocolConfig};
 
 pub(super) fn run(args: RunArgs) -> u8 {
     let mut stderr = io::stderr();
+    // SIGHUP means "reload" from the first moment: registered before the rules are loaded
+    // (which can take seconds), so a SIGHUP during startup is a reload request acted on once
+    // the run has started, not SIGHUP's default action, which would kill vigil.
+    let reload_requested = Arc::new(AtomicBool::new(false));
+    if let Err(err) =
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload_requested))
+    {
+        return fatal(&mut stderr, &format!("cannot handle SIGHUP: {err}"));
+    }
     let loaded = match super::load_rules(&args.source.rules, args.source.placeholders.as_deref()) {
         Ok(loaded) => loaded,
         Err(err) => return fatal(&mut stderr, &format!("{err:#}")),
@@ -76,6 +87,7 @@ pub(super) fn run(args: RunArgs) -> u8 {
             rule_paths: args.source.rules.clone(),
             placeholders: args.source.placeholders.clone(),
             engine_config: config,
+            reload_requested,
             accepted_errors: loaded
                 .diagnostics
                 .iter()

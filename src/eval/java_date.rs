@@ -137,10 +137,11 @@ fn number(out: &mut String, value: u32, count: usize) {
 
 /// Four letters: `appendValue(field, 4, 19, EXCEEDS_PAD)`, zero-padded to 4 digits, with a `+`
 /// when the year needs more and a `-` when negative. Two letters: the reduced two-digit form
-/// (base 2000), which prints the last two digits.
+/// (base 2000), which prints the last two digits of the absolute value (Java's
+/// `ReducedPrinterParser.getValue` is `Math.abs(value) % 100`, so year -5 is "05").
 fn year(out: &mut String, value: i64, count: usize) {
     if count == 2 {
-        out.push_str(&format!("{:02}", value.rem_euclid(100)));
+        out.push_str(&format!("{:02}", value.unsigned_abs() % 100));
     } else if value < 0 {
         out.push_str(&format!("-{:04}", value.unsigned_abs()));
     } else if value > 9999 {
@@ -245,6 +246,35 @@ mod tests {
         assert_eq!(format("'it''s' yyyy", "2024-03-05T07:08:09Z"), "it's 2024");
         assert_eq!(format("''HH", "2024-03-05T07:08:09Z"), "'07");
         assert_eq!(format("uuuu", "0099-01-01T00:00:00Z"), "0099");
+    }
+
+    /// Java's reduced two-digit printer (`ReducedPrinterParser.getValue`) prints
+    /// `Math.abs(value) % 100`, so a negative proleptic year -5 (`u`) is "05", not "95"; the
+    /// year of era (`y`) of that year is 6. Four letters keep the sign.
+    #[test]
+    fn two_digit_years_of_negative_years_are_the_last_digits_of_the_absolute_value() {
+        let at = |year: i32| {
+            chrono::NaiveDate::from_ymd_opt(year, 6, 1)
+                .and_then(|date| date.and_hms_opt(0, 0, 0))
+                .map(|time| time.and_utc().timestamp_millis())
+                .unwrap_or_else(|| panic!("year {year}"))
+        };
+        let format_at = |pattern: &str, year: i32| {
+            JavaDatePattern::parse(pattern)
+                .ok()
+                .and_then(|parsed| parsed.format(at(year)))
+                .unwrap_or_default()
+        };
+        assert_eq!(format_at("uu", -5), "05");
+        assert_eq!(format_at("uu", -105), "05");
+        assert_eq!(format_at("YY", -5), "05");
+        assert_eq!(format_at("yy", -5), "06");
+        assert_eq!(format_at("uuuu", -5), "-0005");
+        assert_eq!(format_at("yyyy", -5), "0006");
+        assert_eq!(format_at("uuuu", 12345), "+12345");
+        assert_eq!(format_at("uu", 12345), "45");
+        assert_eq!(format_at("yyyy", 1), "0001");
+        assert_eq!(format_at("yyyy", 0), "0001");
     }
 
     #[test]

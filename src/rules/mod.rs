@@ -218,7 +218,16 @@ fn collect_rule_files(dir: &Path, out: &mut Vec<PathBuf>, diags: &mut Vec<Diagno
             return;
         }
     };
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    // Hidden entries (names starting with a dot) are skipped: a Kubernetes ConfigMap mount
+    // holds each file again under `..data` and a hidden timestamped directory (every rule
+    // would be loaded three times, as duplicate ids), editors leave lock files such as
+    // `.#rule.yml`, and `.github/` holds YAML that is not rules. A hidden file named
+    // explicitly as a `--rules` path is still loaded.
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| !e.file_name().as_encoded_bytes().starts_with(b"."))
+        .map(|e| e.path())
+        .collect();
     paths.sort();
     for path in paths {
         if path.is_dir() {
@@ -256,6 +265,34 @@ mod tests {
         assert_eq!(rendered.len(), 2, "{rendered:?}");
         assert!(rendered[0].starts_with("b.yml:1: error[duplicate-id] rule same:"));
         assert!(rendered[1].starts_with("c.yml:1: error[duplicate-id] rule same:"));
+    }
+
+    /// A Kubernetes ConfigMap mounted as a directory holds every file three times: in a
+    /// hidden timestamped directory, through the hidden `..data` link to it, and as a visible
+    /// link through `..data`. Hidden entries are skipped, so each rule loads once; otherwise
+    /// every rule is a duplicate-id error, and a reload after the ConfigMap gains a rule is
+    /// refused for its "new" errors.
+    #[test]
+    fn hidden_entries_of_a_directory_are_skipped() {
+        let dir = std::env::temp_dir().join(format!("vigil-hidden-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let stamped = dir.join("..2026_01_01_00_00_00.1");
+        std::fs::create_dir_all(&stamped).unwrap();
+        std::fs::write(stamped.join("rule.yml"), RULE).unwrap();
+        std::os::unix::fs::symlink("..2026_01_01_00_00_00.1", dir.join("..data")).unwrap();
+        std::os::unix::fs::symlink("..data/rule.yml", dir.join("rule.yml")).unwrap();
+        // An editor's lock file (Emacs: a dangling link) and a dot-directory of CI files.
+        std::os::unix::fs::symlink("user@host.1234", dir.join(".#rule.yml")).unwrap();
+        std::fs::create_dir_all(dir.join(".github")).unwrap();
+        std::fs::write(dir.join(".github/ci.yml"), "on: push\n").unwrap();
+        let mut loader = Loader::new(LoadOptions::default());
+        loader.add_path(&dir);
+        let loaded = loader.finish();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
+        assert_eq!(loaded.set.rules.len(), 1);
+        assert!(loaded.set.rules[0].meta.source.path.ends_with("/rule.yml"));
+        assert!(!loaded.set.rules[0].meta.source.path.contains("/."));
     }
 
     #[test]

@@ -33,7 +33,9 @@
 //!
 //! [`save`] writes a temporary file in the target's directory, fsyncs it, renames it over the
 //! target and fsyncs the directory, so a crash at any point leaves either the old file or the
-//! new one, never a mix.
+//! new one, never a mix. The file is created with mode 0600 (it holds event values), and the
+//! temporary name is created exclusively after removing whatever is there, so a symbolic link
+//! planted at that predictable name is never written through.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -200,8 +202,21 @@ pub fn save(path: &Path, bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Writes a fresh file readable by its owner only: the state holds event values (group-by
+/// values such as user names and addresses). Whatever is at `path` (a stray temporary file, or
+/// a symbolic link planted at this predictable name) is removed first, and the file is created
+/// exclusively, so the write never follows a link to somewhere else.
 fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut file = File::create(path)?;
+    use std::os::unix::fs::OpenOptionsExt;
+    match fs::remove_file(path) {
+        Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(err),
+        _ => {}
+    }
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     file.write_all(bytes)?;
     file.sync_all()
 }

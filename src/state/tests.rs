@@ -326,3 +326,28 @@ fn panther_threshold_counts_follow_their_rule_code() {
     assert_eq!(report.thresholds.dropped, 1);
     assert_eq!(threshold_count(&mut changed), Some(1));
 }
+
+/// The file holds event values (group-by values such as user names and addresses): only its
+/// owner may read it, whatever the umask. And the fixed temporary name must not be a way to
+/// make vigil write elsewhere: a symbolic link planted there is replaced, not followed.
+#[test]
+fn saved_file_is_private_and_the_temporary_name_is_not_followed() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("vigil-state-private-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("state.bin");
+    let victim = dir.join("victim");
+    fs::write(&victim, "precious").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.join(".state.bin.tmp")).unwrap();
+    let bytes = encode(&StateSnapshot::default());
+    save(&path, &bytes).unwrap();
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+    let mode = fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "state file mode {mode:o}");
+    assert_eq!(
+        load(&path, 1 << 20).unwrap(),
+        Some(StateSnapshot::default())
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
