@@ -341,3 +341,40 @@ fn a_closed_stdout_saves_the_state_at_shutdown() {
     let (fired, _) = second_half(&["--state", &state], "judy");
     assert_eq!(fired, [ADMIN_USER]);
 }
+
+/// Two runs on one `--state` path would replace each other's state: the second is refused
+/// (exit 2, a JSON error naming the file) while the first holds it, and starts once the first
+/// is gone, even after a kill -9 (the lock dies with its process).
+#[test]
+fn a_second_run_on_the_same_state_path_is_refused() {
+    let dir = TempDir::new("state-lock");
+    let state = dir.arg("state.bin");
+    let first = Vigil::spawn(&["--state", &state]);
+    // The first run holds the lock once it reads its first line.
+    let mut first = first;
+    first.send(&create("alice"));
+    let _ = first.recv();
+    let second = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["--state", &state])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    let error: Value = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["level"] == "error")
+        .unwrap_or_else(|| panic!("no error line: {stderr}"));
+    assert!(
+        error["msg"]
+            .as_str()
+            .unwrap()
+            .contains("another process uses the state file"),
+        "{error}"
+    );
+    first.kill9();
+    let (status, lines, _) = Vigil::spawn(&["--state", &state]).finish();
+    assert!(status.success());
+    assert!(lines.is_empty());
+}

@@ -66,6 +66,8 @@ pub(super) struct LifecycleConfig {
 }
 
 pub(super) struct Lifecycle {
+    /// The `--state` file's lock (`state::lock`), held until the run ends.
+    _state_lock: Option<std::fs::File>,
     counters: Arc<StateCounters>,
     saver: Option<Saver>,
     reloader: Reloader,
@@ -79,6 +81,7 @@ impl Lifecycle {
         let counters = Arc::new(StateCounters::default());
         let max_bytes =
             state::max_file_bytes(&config.engine_config.limits, &config.engine_config.script);
+        let lock = config.state_path.as_deref().map(state::lock).transpose()?;
         let saver = match &config.state_path {
             Some(path) => {
                 load_state(path, max_bytes, engine, &counters);
@@ -103,6 +106,7 @@ impl Lifecycle {
                 .spawn(move || watch(&watched, first, &flag))?;
         }
         Ok(Lifecycle {
+            _state_lock: lock,
             counters: Arc::clone(&counters),
             saver,
             reloader: Reloader {

@@ -221,6 +221,40 @@ fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
     file.sync_all()
 }
 
+/// Takes the exclusive lock that makes one process the owner of the state file at `path`,
+/// held for as long as the returned file is open (the whole run). Two runs saving to one path
+/// would each replace the other's state, losing one silently, so the second is refused. The
+/// lock is on a sidecar `.NAME.lock` (the state file itself is replaced at every save, and a
+/// lock on a replaced file protects nothing); it is released by the kernel however the process
+/// ends, kill -9 included, so a stale lock file never blocks a restart.
+pub fn lock(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "state".to_string());
+    let lock_path = directory_of(path).join(format!(".{name}.lock"));
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&lock_path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!(
+                "another process uses the state file {} (it holds {})",
+                path.display(),
+                lock_path.display()
+            ),
+        )),
+        Err(fs::TryLockError::Error(err)) => Err(err),
+    }
+}
+
 fn directory_of(path: &Path) -> PathBuf {
     match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
@@ -230,8 +264,7 @@ fn directory_of(path: &Path) -> PathBuf {
 
 /// The temporary name beside `path`. Fixed rather than unique per process, so that a save cut
 /// short by a crash leaves one stray file that the next save overwrites, not one per crash.
-/// (Two processes sharing one state path would race here as they would on the file itself;
-/// the checksum refuses whatever mix could result.)
+/// (A second process on the same state path is refused at start by [`lock`].)
 fn temp_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()
