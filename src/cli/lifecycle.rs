@@ -81,7 +81,25 @@ impl Lifecycle {
         let counters = Arc::new(StateCounters::default());
         let max_bytes =
             state::max_file_bytes(&config.engine_config.limits, &config.engine_config.script);
-        let lock = config.state_path.as_deref().map(state::lock).transpose()?;
+        // Another run holding the file is fatal; a lock that cannot even be created (the
+        // directory is missing or read-only) is the save failures' problem, warned and counted
+        // there, and the run goes on as it would without the lock.
+        let lock = match config.state_path.as_deref().map(state::lock) {
+            Some(Ok(file)) => Some(file),
+            Some(Err(err)) if err.kind() == io::ErrorKind::WouldBlock => return Err(err),
+            Some(Err(err)) => {
+                write_json_line(
+                    &mut io::stderr(),
+                    &json!({
+                        "level": "warn",
+                        "msg": "cannot lock the state file",
+                        "detail": err.to_string(),
+                    }),
+                );
+                None
+            }
+            None => None,
+        };
         let saver = match &config.state_path {
             Some(path) => {
                 load_state(path, max_bytes, engine, &counters);
