@@ -137,6 +137,36 @@ fn errors_the_running_rules_already_had_do_not_block_a_reload() {
     assert_eq!(stats["state"]["reloads_failed"], 1, "{stats}");
 }
 
+/// A rule that survives a reload keeps its count in `--stats` (and so in the Prometheus
+/// counters, read from the same snapshot): counters never go backwards at a reload.
+#[test]
+fn counters_of_a_rule_that_survives_a_reload_keep_counting() {
+    let dir = TempDir::new("counters");
+    dir.write("rules/kept.yml", &rule("kept-rule", "CreateUser"));
+    dir.write("rules/r.yml", &rule("old-rule", "CreateUser"));
+    let rules = rules_arg(&dir);
+    let mut vigil = Vigil::spawn(&["--rules", &rules, "--stats"]);
+    let create = cloudtrail("CreateUser", "u", "2024-03-01T10:00:00Z", 0);
+    for _ in 0..3 {
+        vigil.send(&create);
+        let _ = vigil.recv();
+    }
+    dir.write("rules/r.yml", &rule("new-rule", "CreateUser"));
+    vigil.signal("HUP");
+    vigil.wait_stderr("rules reloaded");
+    for _ in 0..2 {
+        vigil.send(&create);
+        assert_eq!(match_ids(&vigil.recv()).len(), 2);
+    }
+    let (status, _, stderr) = vigil.finish();
+    assert!(status.success());
+    let stats = stderr.iter().find(|l| l["msg"] == "stats").unwrap();
+    assert_eq!(stats["rule_hits"]["kept-rule"], 5, "{stats}");
+    assert_eq!(stats["rule_hits"]["new-rule"], 2, "{stats}");
+    // A rule no longer loaded has no series.
+    assert!(stats["rule_hits"].get("old-rule").is_none(), "{stats}");
+}
+
 const PAIR: &str = "\
 title: pair
 id: pair

@@ -87,6 +87,19 @@ impl Snapshot {
         let nonzero = |counts: Vec<(String, u64)>| -> Vec<(String, u64)> {
             counts.into_iter().filter(|(_, n)| *n > 0).collect()
         };
+        // Counts of engines a reload replaced, added to the ids still loaded: a rule's
+        // counter never goes backwards across a reload.
+        let retired = processor.retired();
+        let plus = |mut counts: Vec<(String, u64)>, old: &HashMap<String, u64>| {
+            for (id, n) in &mut counts {
+                *n += old.get(id.as_str()).copied().unwrap_or(0);
+            }
+            counts
+        };
+        let mut correlation = engine_stats.correlation.clone();
+        correlation.evicted_groups += retired.evicted_groups;
+        correlation.dropped_entries += retired.dropped_entries;
+        correlation.late_events += retired.late_events;
         Snapshot {
             lines_in: counters.lines_in,
             lines_out: counters.lines_out,
@@ -97,19 +110,31 @@ impl Snapshot {
                 .iter()
                 .map(|&kind| (kind.as_str(), counters.error_count(kind)))
                 .collect(),
-            rule_hits: by_id(&rule_ids, &engine_stats.rule_hits),
-            correlation_hits: by_id(&correlation_ids, &engine_stats.correlation_hits),
-            correlation: engine_stats.correlation.clone(),
-            script_budget_overruns: nonzero(by_id(&rule_ids, &script_stats.budget_overruns)),
-            script_runtime_errors: nonzero(by_id(&rule_ids, &script_stats.runtime_errors)),
+            rule_hits: plus(
+                by_id(&rule_ids, &engine_stats.rule_hits),
+                &retired.rule_hits,
+            ),
+            correlation_hits: plus(
+                by_id(&correlation_ids, &engine_stats.correlation_hits),
+                &retired.correlation_hits,
+            ),
+            correlation,
+            script_budget_overruns: nonzero(plus(
+                by_id(&rule_ids, &script_stats.budget_overruns),
+                &retired.budget_overruns,
+            )),
+            script_runtime_errors: nonzero(plus(
+                by_id(&rule_ids, &script_stats.runtime_errors),
+                &retired.runtime_errors,
+            )),
             kv_live_keys: script_stats.kv.live_keys,
             kv_live_bytes: script_stats.kv.live_bytes,
-            kv_evicted_keys: script_stats.kv.evicted_keys,
-            kv_truncated_values: script_stats.kv.truncated_values,
+            kv_evicted_keys: script_stats.kv.evicted_keys + retired.kv_evicted_keys,
+            kv_truncated_values: script_stats.kv.truncated_values + retired.kv_truncated_values,
             threshold_keys: script_stats.threshold_keys,
-            threshold_evictions: script_stats.threshold_evictions,
-            time_fallbacks: engine_stats.time_fallbacks,
-            future_times: engine_stats.future_times,
+            threshold_evictions: script_stats.threshold_evictions + retired.threshold_evictions,
+            time_fallbacks: engine_stats.time_fallbacks + retired.time_fallbacks,
+            future_times: engine_stats.future_times + retired.future_times,
             n_rules: rule_ids.len() as u64,
             n_correlations: correlation_ids.len() as u64,
             elapsed_secs,

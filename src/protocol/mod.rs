@@ -146,6 +146,57 @@ pub struct Processor {
     spare: Vec<Storage>,
     /// Matching scratch of this thread when it matches a batch itself.
     scratch: MatchScratch,
+    /// What engines replaced by reloads had counted.
+    retired: RetiredCounts,
+}
+
+/// The counts of engines replaced by a reload ([`Processor::replace_engine`]), so that the
+/// run's counters never go backwards (Prometheus counters must not): a rule id that survives a
+/// reload keeps its count, and run-wide totals keep theirs. Per-rule counts are keyed by id,
+/// so only ids loaded at some point are held.
+#[derive(Clone, Debug, Default)]
+pub struct RetiredCounts {
+    pub rule_hits: std::collections::HashMap<String, u64>,
+    pub correlation_hits: std::collections::HashMap<String, u64>,
+    pub budget_overruns: std::collections::HashMap<String, u64>,
+    pub runtime_errors: std::collections::HashMap<String, u64>,
+    pub evicted_groups: u64,
+    pub dropped_entries: u64,
+    pub late_events: u64,
+    pub time_fallbacks: u64,
+    pub future_times: u64,
+    pub kv_evicted_keys: u64,
+    pub kv_truncated_values: u64,
+    pub threshold_evictions: u64,
+}
+
+impl RetiredCounts {
+    fn add(&mut self, engine: &Engine) {
+        let stats = engine.stats();
+        let script = engine.script_stats();
+        let rule_ids = engine.rules().iter().map(|r| r.meta.id.as_str());
+        for (id, n) in rule_ids.clone().zip(&stats.rule_hits) {
+            *self.rule_hits.entry(id.to_string()).or_default() += n;
+        }
+        for (id, n) in rule_ids.clone().zip(&script.budget_overruns) {
+            *self.budget_overruns.entry(id.to_string()).or_default() += n;
+        }
+        for (id, n) in rule_ids.zip(&script.runtime_errors) {
+            *self.runtime_errors.entry(id.to_string()).or_default() += n;
+        }
+        let correlation_ids = engine.correlations().iter().map(|c| c.meta.id.as_str());
+        for (id, n) in correlation_ids.zip(&stats.correlation_hits) {
+            *self.correlation_hits.entry(id.to_string()).or_default() += n;
+        }
+        self.evicted_groups += stats.correlation.evicted_groups;
+        self.dropped_entries += stats.correlation.dropped_entries;
+        self.late_events += stats.correlation.late_events;
+        self.time_fallbacks += stats.time_fallbacks;
+        self.future_times += stats.future_times;
+        self.kv_evicted_keys += script.kv.evicted_keys;
+        self.kv_truncated_values += script.kv.truncated_values;
+        self.threshold_evictions += script.threshold_evictions;
+    }
 }
 
 /// The reusable storage of one prepared line: its event view and its match list.
@@ -181,6 +232,7 @@ impl Processor {
             pool: None,
             spare: Vec::new(),
             scratch: MatchScratch::default(),
+            retired: RetiredCounts::default(),
         }
         .with_pool()
     }
@@ -344,7 +396,13 @@ impl Processor {
     /// scratch, sized for the old rules, starts over.
     pub fn replace_engine(&mut self, engine: Engine) -> Engine {
         self.scratch = MatchScratch::default();
+        self.retired.add(&self.engine);
         std::mem::replace(&mut self.engine, engine)
+    }
+
+    /// What the engines replaced so far had counted (see [`RetiredCounts`]).
+    pub fn retired(&self) -> &RetiredCounts {
+        &self.retired
     }
 
     pub fn config(&self) -> &ProtocolConfig {
