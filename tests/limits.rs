@@ -1,0 +1,176 @@
+//! Limits at and past their bound: every parser refuses absurd nesting with an error instead of
+//! overflowing the stack, and every run-time budget leaves the line in the output.
+//!
+//! Each deep-nesting test runs on a test thread (2 MiB of stack by default, a quarter of the
+//! main thread's 8 MiB), so a parser that recursed once per level would abort the process here
+//! long before it did in production.
+
+use vigil::correlate::Limits;
+use vigil::eval::{Engine, EngineConfig};
+use vigil::protocol::{Processor, ProtocolConfig};
+use vigil::rules::elastic::{eql, esql, kql};
+use vigil::rules::sigma::condition;
+use vigil::rules::{LoadOptions, Loaded, Loader, load_default_pack, yaml};
+
+/// A depth no real rule or event comes near, far past every limit below.
+const ABSURD: usize = 100_000;
+
+fn nested(open: &str, inner: &str, close: &str, depth: usize) -> String {
+    let mut text = open.repeat(depth);
+    text.push_str(inner);
+    text.push_str(&close.repeat(depth));
+    text
+}
+
+fn load(path: &str, text: &str) -> Loaded {
+    let mut loader = Loader::new(LoadOptions::default());
+    loader.add_source(path, text);
+    loader.finish()
+}
+
+fn default_processor() -> Processor {
+    let loaded = load_default_pack(LoadOptions::default());
+    assert_eq!(loaded.n_errors(), 0);
+    let (engine, _) = Engine::new(loaded.set, EngineConfig::new(Limits::default()));
+    Processor::new(engine, ProtocolConfig::default())
+}
+
+#[test]
+fn kql_absurd_nesting_is_an_error() {
+    let query = nested("(", "event.action: x", ")", ABSURD);
+    assert!(kql::lower(&query).is_err());
+    let query = format!("{}event.action: x", "not ".repeat(ABSURD));
+    assert!(kql::lower(&query).is_err());
+    let query = format!("event.action: {}", nested("(", "x", ")", ABSURD));
+    assert!(kql::lower(&query).is_err());
+}
+
+#[test]
+fn eql_absurd_nesting_is_an_error() {
+    let query = format!(
+        "any where {}",
+        nested("(", "event.action == \"x\"", ")", ABSURD)
+    );
+    assert!(eql::lower(&query, "event.category").is_err());
+    let query = format!("any where {}event.action == \"x\"", "not ".repeat(ABSURD));
+    assert!(eql::lower(&query, "event.category").is_err());
+    let query = format!(
+        "any where {} == 1",
+        nested("length(", "event.action", ")", ABSURD)
+    );
+    assert!(eql::lower(&query, "event.category").is_err());
+}
+
+#[test]
+fn esql_absurd_nesting_is_an_error() {
+    let query = format!(
+        "FROM logs-* | WHERE {}",
+        nested("(", "event.action == \"x\"", ")", ABSURD)
+    );
+    assert!(esql::lower(&query).is_err());
+    let query = format!(
+        "FROM logs-* | WHERE {}event.action == \"x\"",
+        "NOT ".repeat(ABSURD)
+    );
+    assert!(esql::lower(&query).is_err());
+    let query = format!(
+        "FROM logs-* | WHERE {} == \"x\"",
+        nested("TO_LOWER(", "event.action", ")", ABSURD)
+    );
+    assert!(esql::lower(&query).is_err());
+    let query = format!("FROM logs-* | WHERE x == {}1", "-".repeat(ABSURD));
+    assert!(esql::lower(&query).is_err());
+    let query = format!("FROM logs-* | WHERE x == {}1", "1 + ".repeat(ABSURD));
+    assert!(esql::lower(&query).is_err());
+    let query = format!("FROM logs-* | EVAL y = {}1", "1 * ".repeat(ABSURD));
+    assert!(esql::lower(&query).is_err());
+}
+
+#[test]
+fn sigma_condition_absurd_nesting_is_an_error() {
+    assert!(condition::parse(&nested("(", "selection", ")", ABSURD)).is_err());
+    assert!(condition::parse(&format!("{}selection", "not ".repeat(ABSURD))).is_err());
+}
+
+#[test]
+fn python_absurd_nesting_is_an_error() {
+    for body in [
+        nested("(", "1", ")", ABSURD),
+        nested("[", "1", "]", ABSURD),
+        format!("{}1", "not ".repeat(ABSURD)),
+        format!("{}1", "-".repeat(ABSURD)),
+        nested("f(", "1", ")", ABSURD),
+        format!("x{}", "[0]".repeat(ABSURD)),
+        format!("x{}", ".a".repeat(ABSURD)),
+        format!("{}1", "lambda: ".repeat(ABSURD)),
+        format!("{}1", "1 + ".repeat(ABSURD)),
+        format!("{}1", "2 ** ".repeat(ABSURD)),
+        format!("{}x", "x if x else ".repeat(ABSURD)),
+    ] {
+        let source = format!("def rule(event):\n    return {body}\n");
+        assert!(vigil::python::Module::parse(&source, "deep.py").is_err());
+    }
+    let mut source = String::new();
+    for level in 0..2_000 {
+        source.push_str(&" ".repeat(level));
+        source.push_str("if x:\n");
+    }
+    assert!(vigil::python::Module::parse(&source, "deep.py").is_err());
+}
+
+#[test]
+fn yaml_absurd_nesting_is_an_error() {
+    assert!(yaml::parse_documents(&nested("[", "1", "]", ABSURD)).is_err());
+    assert!(yaml::parse_documents(&nested("{a: ", "1", "}", ABSURD)).is_err());
+    let mut block = String::new();
+    for level in 0..2_000 {
+        block.push_str(&" ".repeat(level));
+        block.push_str("a:\n");
+    }
+    assert!(yaml::parse_documents(&block).is_err());
+}
+
+#[test]
+fn toml_absurd_nesting_is_a_diagnostic() {
+    let text = format!("[rule]\nquery = {}\n", nested("[", "1", "]", ABSURD));
+    let loaded = load("deep.toml", &text);
+    assert!(loaded.n_errors() > 0);
+    let text = format!("[rule]\nquery = {}\n", nested("{a = ", "1", "}", ABSURD));
+    let loaded = load("deep.toml", &text);
+    assert!(loaded.n_errors() > 0);
+}
+
+#[test]
+fn event_absurd_nesting_still_comes_out() {
+    let mut processor = default_processor();
+    for line in [
+        nested("[", "", "]", ABSURD),
+        nested("{\"a\":", "1", "}", ABSURD),
+        format!(
+            "{{\"eventName\":\"CreateUser\",\"requestParameters\":{}}}",
+            nested("{\"a\":", "1", "}", ABSURD)
+        ),
+        format!(
+            "{{\"eventName\":\"CreateUser\",\"requestParameters\":{}}}",
+            nested("[", "\"x\"", "]", ABSURD)
+        ),
+    ] {
+        let mut out = Vec::new();
+        processor.process_line(line.as_bytes(), 1_893_456_000_000, &mut out);
+        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert!(value.is_object());
+    }
+}
+
+#[test]
+fn python_nested_f_strings_are_bounded() {
+    let mut body = String::from("1");
+    for level in 0..2_000 {
+        let quote = if level % 2 == 0 { '"' } else { '\'' };
+        body = format!("f{quote}{{{body}}}{quote}");
+    }
+    let source = format!("def rule(event):\n    return {body}\n");
+    let result = vigil::python::Module::parse(&source, "deep.py");
+    assert!(result.is_err(), "2,000 nested f-strings were accepted");
+}
