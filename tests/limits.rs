@@ -174,3 +174,140 @@ fn python_nested_f_strings_are_bounded() {
     let result = vigil::python::Module::parse(&source, "deep.py");
     assert!(result.is_err(), "2,000 nested f-strings were accepted");
 }
+
+/// The enrichment of `line` through the default pack with `max_enrichment_bytes`, and
+/// whether the processor counted it truncated.
+fn enrich_with_limit(line: &str, max_enrichment_bytes: usize) -> (serde_json::Value, u64) {
+    let loaded = load_default_pack(LoadOptions::default());
+    let (engine, _) = Engine::new(loaded.set, EngineConfig::new(Limits::default()));
+    let mut processor = Processor::new(
+        engine,
+        ProtocolConfig {
+            max_enrichment_bytes,
+            ..ProtocolConfig::default()
+        },
+    );
+    let mut out = Vec::new();
+    processor.process_line(line.as_bytes(), 1_893_456_000_000, &mut out);
+    let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    (value, processor.counters().enrichments_truncated)
+}
+
+#[test]
+fn enrichment_at_and_past_its_limit() {
+    let sample = include_str!("../examples/cloudtrail.ndjson");
+    let (line, full) = sample
+        .lines()
+        .map(|line| (line, enrich_with_limit(line, usize::MAX).0))
+        .find(|(_, value)| value.get("vigil").is_some())
+        .expect("the sample has a matching event");
+    let size = full["vigil"].to_string().len();
+    let (at_limit, n_truncated) = enrich_with_limit(line, size);
+    assert_eq!(at_limit, full);
+    assert_eq!(n_truncated, 0);
+    let (past_limit, n_truncated) = enrich_with_limit(line, size - 1);
+    assert_eq!(n_truncated, 1);
+    let vigil = &past_limit["vigil"];
+    assert_eq!(vigil["truncated"], true);
+    let n_matches = full["vigil"]["matches"].as_array().map_or(0, Vec::len);
+    assert_eq!(vigil["n_matches"], n_matches);
+    assert!(vigil.get("matches").is_none());
+    assert_eq!(vigil["severity"], full["vigil"]["severity"]);
+    // The event's own fields are untouched.
+    assert_eq!(past_limit["eventName"], full["eventName"]);
+}
+
+#[test]
+fn event_nesting_at_and_past_serde_json_limit() {
+    let mut processor = default_processor();
+    for (depth, valid) in [(120, true), (130, false)] {
+        let line = format!("{{\"a\":{}}}", nested("[", "1", "]", depth));
+        let mut out = Vec::new();
+        processor.process_line(line.as_bytes(), 1_893_456_000_000, &mut out);
+        assert_eq!(
+            &out[..out.len() - 1] == line.as_bytes(),
+            valid,
+            "depth {depth}"
+        );
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(value.get("vigil").is_some(), !valid, "depth {depth}");
+    }
+}
+
+#[test]
+fn query_nesting_at_and_past_the_limit() {
+    use vigil::rules::elastic::MAX_QUERY_DEPTH;
+    // `or_query` counts the top level as one: MAX_QUERY_DEPTH - 1 parentheses fit.
+    let at = nested("(", "event.action: x", ")", MAX_QUERY_DEPTH - 1);
+    assert!(kql::lower(&at).is_ok());
+    let past = nested("(", "event.action: x", ")", MAX_QUERY_DEPTH);
+    let err = kql::lower(&past).unwrap_err();
+    assert!(err.message.contains("nested deeper"), "{}", err.message);
+    let at = format!(
+        "any where {}",
+        nested("(", "a == 1", ")", MAX_QUERY_DEPTH - 1)
+    );
+    assert!(eql::lower(&at, "event.category").is_ok());
+    let past = format!("any where {}", nested("(", "a == 1", ")", MAX_QUERY_DEPTH));
+    assert!(eql::lower(&past, "event.category").is_err());
+}
+
+#[test]
+fn sigma_condition_nesting_at_and_past_the_limit() {
+    let at = nested("(", "selection", ")", condition::MAX_DEPTH - 1);
+    assert!(condition::parse(&at).is_ok());
+    let past = nested("(", "selection", ")", condition::MAX_DEPTH + 1);
+    assert!(condition::parse(&past).is_err());
+}
+
+#[test]
+fn yaml_nesting_at_and_past_the_limit() {
+    assert!(yaml::parse_documents(&nested("[", "1", "]", yaml::MAX_DEPTH)).is_ok());
+    let err = yaml::parse_documents(&nested("[", "1", "]", yaml::MAX_DEPTH + 1)).unwrap_err();
+    assert!(err.message.contains("nested deeper"), "{}", err.message);
+    let many = "a: 1\n---\n".repeat(yaml::MAX_DOCUMENTS + 1);
+    let err = yaml::parse_documents(&many).unwrap_err();
+    assert!(err.message.contains("documents"), "{}", err.message);
+}
+
+#[test]
+fn yaml_aliases_are_refused_not_expanded() {
+    // Billion laughs: nine levels of ten aliases each would be 10^9 strings if expanded.
+    let mut text = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for level in 1..10 {
+        let prev = level - 1;
+        let refs = vec![format!("*a{prev}"); 10].join(", ");
+        text.push_str(&format!("a{level}: &a{level} [{refs}]\n"));
+    }
+    let err = yaml::parse_documents(&text).unwrap_err();
+    // saphyr stops expanding at its node budget; a rule with any alias is refused anyway.
+    assert!(err.message.contains("alias"), "{}", err.message);
+    let loaded = load("laughs.yml", &format!("title: t\n{text}"));
+    assert!(loaded.n_errors() > 0);
+}
+
+#[test]
+fn rule_file_size_at_and_past_the_limit() {
+    use vigil::rules::MAX_RULE_FILE_BYTES;
+    let rule = "title: big\nlogsource:\n  product: aws\ndetection:\n  sel:\n    eventName: x\n  condition: sel\n";
+    let mut at = rule.to_string();
+    at.push('#');
+    at.push_str(&" ".repeat(MAX_RULE_FILE_BYTES - at.len()));
+    assert_eq!(at.len(), MAX_RULE_FILE_BYTES);
+    let loaded = load("big.yml", &at);
+    assert!(
+        loaded
+            .diagnostics
+            .iter()
+            .all(|d| !d.message.contains("larger than"))
+    );
+    at.push(' ');
+    let loaded = load("big.yml", &at);
+    assert!(
+        loaded
+            .diagnostics
+            .iter()
+            .any(|d| d.message.contains("larger than"))
+    );
+    assert!(loaded.set.rules.is_empty());
+}

@@ -63,6 +63,7 @@ pub(super) fn run(args: RunArgs) -> u8 {
         // One thread unless asked: on the 2-core machine we measure on, the matching pool
         // costs more than it saves (README, "Benchmarks"), so it is opt-in until it wins.
         threads: args.threads.unwrap_or(1),
+        max_enrichment_bytes: args.max_enrichment_bytes,
     };
     let mut processor = Processor::new(engine, protocol);
     let options = IoOptions {
@@ -170,6 +171,7 @@ fn stats(processor: &Processor, summary: &RunSummary, elapsed_secs: f64) -> Valu
         "lines_out": counters.lines_out,
         "events": counters.events,
         "matched": counters.matched,
+        "enrichments_truncated": counters.enrichments_truncated,
         "bytes_in": counters.bytes_in,
         "bytes_out": summary.bytes_out,
         "discarded_bytes": summary.discarded_bytes,

@@ -55,8 +55,9 @@ pub const MAX_NODES: usize = 1_000_000;
 
 /// Parses every document of a (possibly multi-document) YAML text.
 ///
-/// Aliases are refused (see `convert`), so an anchor can never be expanded into a billion
-/// copies; saphyr itself keeps an alias as a reference and never copies the anchored node.
+/// Billion laughs: saphyr's loader expands aliases, but stops at its node budget with an error
+/// (checked in `tests/limits.rs`), and a document with any alias left is refused (see
+/// `convert`); [`MAX_NODES`] counts an alias as one node, before any expansion.
 pub fn parse_documents(text: &str) -> Result<Vec<Node>, SyntaxError> {
     check_shape(text)?;
     let docs = MarkedYamlOwned::load_from_str(text).map_err(|err| SyntaxError {
