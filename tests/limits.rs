@@ -311,3 +311,46 @@ fn rule_file_size_at_and_past_the_limit() {
     );
     assert!(loaded.set.rules.is_empty());
 }
+
+/// A Panther rule whose `rule()` loops `n` times, loaded from a temporary directory.
+fn looping_rule(n: usize) -> Loaded {
+    let dir = std::env::temp_dir().join(format!("vigil-limits-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let module = format!(
+        "def rule(event):\n    total = 0\n    for i in range({n}):\n        total += 1\n    return event.get(\"eventName\") == \"Loop\"\n"
+    );
+    std::fs::write(dir.join("loop.py"), module).unwrap();
+    let spec = "AnalysisType: rule\nFilename: loop.py\nRuleID: \"Test.Loop\"\nEnabled: true\nLogTypes:\n  - AWS.CloudTrail\nSeverity: Low\n";
+    let path = dir.join("loop.yml");
+    std::fs::write(&path, spec).unwrap();
+    let mut loader = Loader::new(LoadOptions::default());
+    loader.add_path(&path);
+    let loaded = loader.finish();
+    assert_eq!(loaded.n_errors(), 0, "{:?}", loaded.diagnostics);
+    loaded
+}
+
+#[test]
+fn step_budget_overrun_is_counted_and_the_line_comes_out() {
+    let line = r#"{"eventVersion":"1.08","eventSource":"iam.amazonaws.com","eventName":"Loop","awsRegion":"us-east-1","userIdentity":{"type":"IAMUser"}}"#;
+    for (n, budget, matches) in [(100, 100_000, true), (100_000, 1_000, false)] {
+        let mut config = EngineConfig::new(Limits::default());
+        config.script.step_budget = budget;
+        let (engine, _) = Engine::new(looping_rule(n).set, config);
+        let mut processor = Processor::new(engine, ProtocolConfig::default());
+        let mut out = Vec::new();
+        processor.process_line(line.as_bytes(), 1_893_456_000_000, &mut out);
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(value.get("vigil").is_some(), matches, "{value}");
+        let overruns: u64 = processor
+            .engine()
+            .script_stats()
+            .budget_overruns
+            .iter()
+            .sum();
+        assert_eq!(overruns, u64::from(!matches));
+        if !matches {
+            assert_eq!(&out[..out.len() - 1], line.as_bytes());
+        }
+    }
+}
