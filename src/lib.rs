@@ -15,6 +15,7 @@
 //! `enrich`, `protocol`, `cli`.
 
 pub mod attack;
+pub mod catalog;
 pub mod cli;
 pub mod correlate;
 pub mod diag;
@@ -27,3 +28,4 @@ pub mod panther_rt;
 pub mod protocol;
 pub mod python;
 pub mod rules;
+pub mod state;

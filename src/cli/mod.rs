@@ -1,7 +1,8 @@
 //! Command line: flags, subcommands, exit codes.
 //!
 //! `vigil [run] [FLAGS]` filters NDJSON from stdin to stdout (see `crate::protocol::io`);
-//! `vigil check PATH...` validates rule files; `vigil rules` lists what is loaded.
+//! `vigil check PATH...` validates rule files; `vigil rules` lists what is loaded;
+//! `vigil explain RULE_ID` and `vigil catalog --out DIR` show the rule catalog.
 //! Every flag is documented where it is defined: the doc comments are the `--help` text.
 //!
 //! Exit codes (also in `--help`):
@@ -14,7 +15,11 @@
 //! as Vector (`include_stderr`) turn each stderr line into an event. Usage errors found by the
 //! flag parser itself come before the run and are printed as plain text by clap.
 
+mod catalog;
 mod check;
+mod explain;
+mod lifecycle;
+mod metrics;
 mod rules_cmd;
 mod run;
 mod test;
@@ -83,6 +88,53 @@ enum Command {
     /// a summary; exit 1 on any failed test or rule that did not load.
     #[command(after_help = EXIT_CODES_HELP)]
     Test(TestArgs),
+    /// Show one loaded rule: metadata, ATT&CK coverage, its logic in vigil's normalized
+    /// notation, exclusions, indicators shared with other rules, rules detecting the same
+    /// action, output fields, tests and their results.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Explain(ExplainArgs),
+    /// Write the catalog of every loaded rule: a static HTML site (index, a page per rule,
+    /// overlaps, ATT&CK coverage matrix) or one JSON document.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Catalog(CatalogArgs),
+}
+
+#[derive(Debug, Args)]
+struct ExplainArgs {
+    /// The id of a loaded rule or correlation (as `vigil rules` lists them).
+    #[arg(value_name = "RULE_ID")]
+    rule_id: String,
+    #[command(flatten)]
+    source: RuleSourceArgs,
+    /// Output: plain text for a terminal, Markdown, or one JSON object.
+    #[arg(long, value_enum, default_value_t = ExplainFormat::Text)]
+    format: ExplainFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ExplainFormat {
+    Text,
+    Md,
+    Json,
+}
+
+#[derive(Debug, Args)]
+struct CatalogArgs {
+    #[command(flatten)]
+    source: RuleSourceArgs,
+    /// Directory to write into (created if missing; files of the same names are replaced).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// `html`: a static site readable with JavaScript off; `json`: one document,
+    /// `DIR/catalog.json`, with the same data.
+    #[arg(long, value_enum, default_value_t = CatalogFormat::Html)]
+    format: CatalogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum CatalogFormat {
+    Html,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -206,6 +258,20 @@ struct RunArgs {
     /// per kind, hits per rule and correlation, correlation memory, throughput).
     #[arg(long)]
     stats: bool,
+    /// Every DURATION (`500ms`, `10s`, `5m`, `1h`), write one JSON line of the running
+    /// counters to stderr (`"msg": "stats interval"`), with rates over the interval and since
+    /// the start.
+    #[arg(long, value_name = "DURATION", value_parser = lifecycle::parse_duration)]
+    stats_interval: Option<std::time::Duration>,
+    /// Serve the counters in the Prometheus text format at `http://ADDR/metrics` (e.g.
+    /// `127.0.0.1:9464`; port 0 picks a free port, logged on stderr). Loopback addresses
+    /// only, unless --metrics-any.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
+    /// Allow --metrics on a non-loopback address (anyone who reaches it can read rule ids
+    /// and counts).
+    #[arg(long, requires = "metrics")]
+    metrics_any: bool,
     /// Evaluate every rule of an event's log source instead of only the candidates the rule
     /// index picks. A debugging aid: the output is the same, only slower; if it is not, the
     /// index has a bug.
@@ -216,6 +282,40 @@ struct RunArgs {
     /// code and output stay on one thread, in input order; `--threads 1` does everything on it.
     #[arg(long, value_name = "N", value_parser = parse_positive)]
     threads: Option<usize>,
+    /// Keep correlation and stateful-rule state (correlation groups, thresholds, the Panther
+    /// key-value cache) in this file: loaded at start, saved atomically every
+    /// --state-interval and at exit. A missing file starts empty; an unusable one (truncated,
+    /// corrupt, another format version, over the bound the memory limits set) starts empty
+    /// with a warning. State of rules that are gone or changed is dropped.
+    #[arg(long, value_name = "PATH")]
+    state: Option<PathBuf>,
+    /// How often --state is saved while running (`500ms`, `30s`, `5m`, `1h`).
+    #[arg(long, value_name = "DURATION", default_value = "30s",
+          value_parser = lifecycle::parse_duration)]
+    state_interval: std::time::Duration,
+    /// Reload the rules when a file under a --rules path (or --placeholders) is added,
+    /// removed or changed (polled every second). SIGHUP reloads them too, with or without
+    /// this flag. A reload with error diagnostics keeps the previous rules.
+    #[arg(long)]
+    watch: bool,
+    /// Read events from sockets instead of stdin: `unix:PATH` or `tcp:ADDR:PORT`
+    /// (`tcp:[::1]:PORT` for IPv6). Repeatable. Any number of connections, each framed like
+    /// stdin; each connection's lines come out in its order, interleaved with other
+    /// connections' lines only at line boundaries. Stdin is not read, and the run ends on
+    /// SIGTERM/SIGINT or a closed stdout. A stale socket file at PATH is replaced (a live
+    /// socket or any other file is refused) and removed at exit. See README "Socket input".
+    #[arg(long = "listen", value_name = "ADDR", value_parser = crate::protocol::listen::ListenAddr::parse)]
+    listen: Vec<crate::protocol::listen::ListenAddr>,
+    /// Allow `--listen tcp:` addresses that are not loopback (127.0.0.0/8, ::1). vigil has no
+    /// authentication: anyone who can connect can inject events.
+    #[arg(long, requires = "listen")]
+    listen_any: bool,
+    /// Most connections open at once with --listen; a connection past it is closed at once
+    /// and counted (`--stats`: connections.refused). Each open connection may buffer up to
+    /// --max-line-bytes of an incomplete line.
+    #[arg(long, value_name = "N", default_value_t = crate::protocol::listen::DEFAULT_MAX_CONNECTIONS,
+          value_parser = parse_positive)]
+    max_connections: usize,
 }
 
 #[derive(Debug, Args)]
@@ -274,6 +374,8 @@ pub fn main() -> ExitCode {
         Some(Command::Check(args)) => check::check(args),
         Some(Command::Rules(args)) => rules_cmd::rules(args),
         Some(Command::Test(args)) => test::test(args),
+        Some(Command::Explain(args)) => explain::explain(args),
+        Some(Command::Catalog(args)) => catalog::catalog(args),
     };
     ExitCode::from(code)
 }
@@ -516,6 +618,78 @@ mod tests {
         assert!(
             matches!(cli.command, Some(Command::Test(ref args)) if args.json && args.cases.len() == 1)
         );
+    }
+
+    #[test]
+    fn explain_and_catalog_flags() {
+        let cli = parse(&[
+            "explain",
+            "AWS.IAM.CreateUser",
+            "--rules",
+            "r",
+            "--format",
+            "md",
+        ])
+        .unwrap();
+        assert!(matches!(cli.command, Some(Command::Explain(ref args))
+            if args.rule_id == "AWS.IAM.CreateUser" && args.format == ExplainFormat::Md
+                && args.source.rules.len() == 1));
+        assert!(parse(&["explain"]).is_err());
+        assert!(parse(&["explain", "x", "--format", "html"]).is_err());
+        let cli = parse(&["catalog", "--out", "site"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Catalog(ref args))
+            if args.format == CatalogFormat::Html && args.out == Path::new("site")));
+        assert!(parse(&["catalog"]).is_err(), "--out is required");
+        assert!(parse(&["catalog", "--out", "d", "--format", "json"]).is_ok());
+    }
+
+    #[test]
+    fn state_and_reload_flags() {
+        let cli = parse(&[]).unwrap();
+        assert_eq!(cli.run.state, None);
+        assert_eq!(cli.run.state_interval, std::time::Duration::from_secs(30));
+        assert!(!cli.run.watch);
+        let cli = parse(&["--state", "s.bin", "--state-interval", "500ms", "--watch"]).unwrap();
+        assert_eq!(cli.run.state, Some(PathBuf::from("s.bin")));
+        assert_eq!(
+            cli.run.state_interval,
+            std::time::Duration::from_millis(500)
+        );
+        assert!(cli.run.watch);
+        assert!(parse(&["--state-interval", "0s"]).is_err());
+        assert!(parse(&["--state-interval", "10"]).is_err());
+    }
+
+    #[test]
+    fn listen_flags() {
+        use crate::protocol::listen::{DEFAULT_MAX_CONNECTIONS, ListenAddr};
+        let cli = parse(&[]).unwrap();
+        assert!(cli.run.listen.is_empty());
+        assert_eq!(cli.run.max_connections, DEFAULT_MAX_CONNECTIONS);
+        let cli = parse(&[
+            "--listen",
+            "unix:/tmp/v.sock",
+            "--listen",
+            "tcp:127.0.0.1:9",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.run.listen,
+            [
+                ListenAddr::Unix(PathBuf::from("/tmp/v.sock")),
+                ListenAddr::Tcp {
+                    host: "127.0.0.1".to_string(),
+                    port: 9
+                }
+            ]
+        );
+        assert!(parse(&["--listen", "/tmp/v.sock"]).is_err());
+        assert!(
+            parse(&["--listen-any"]).is_err(),
+            "--listen-any needs --listen"
+        );
+        assert!(parse(&["--listen", "tcp:0.0.0.0:1", "--listen-any"]).is_ok());
+        assert!(parse(&["--max-connections", "0"]).is_err());
     }
 
     #[test]

@@ -6,15 +6,18 @@
 use std::io::{self, Write};
 use std::time::Instant;
 
-use serde_json::{Map, Value, json};
+use serde_json::json;
 
+use super::lifecycle::{Lifecycle, LifecycleConfig};
+use super::metrics::Metrics;
 use super::{EXIT_FATAL, EXIT_OK, RunArgs};
 use crate::correlate::Limits;
 use crate::diag::{Diagnostic, Level};
 use crate::eval::{Engine, EngineConfig};
 use crate::ir::FieldPath;
-use crate::protocol::io::{self as pio, Ending, IoOptions, RunSummary};
-use crate::protocol::{ErrorKind, Processor, ProtocolConfig};
+use crate::protocol::io::{self as pio, Ending, IoOptions};
+use crate::protocol::listen;
+use crate::protocol::{Processor, ProtocolConfig};
 
 pub(super) fn run(args: RunArgs) -> u8 {
     let mut stderr = io::stderr();
@@ -40,7 +43,7 @@ pub(super) fn run(args: RunArgs) -> u8 {
     if !args.time_fields.is_empty() {
         config.time_fields = args.time_fields.iter().map(|f| FieldPath::new(f)).collect();
     }
-    let (engine, link_diagnostics) = Engine::new(loaded.set, config);
+    let (mut engine, link_diagnostics) = Engine::new(loaded.set, config.clone());
     let mut n_errors = 0;
     for diagnostic in loaded.diagnostics.iter().chain(&link_diagnostics) {
         n_errors += usize::from(diagnostic.is_error());
@@ -65,27 +68,103 @@ pub(super) fn run(args: RunArgs) -> u8 {
         threads: args.threads.unwrap_or(1),
         max_enrichment_bytes: args.max_enrichment_bytes,
     };
+    // The state file is read before the first line; reloads and saves run at line boundaries.
+    let lifecycle = Lifecycle::start(
+        LifecycleConfig {
+            state_path: args.state.clone(),
+            state_interval: args.state_interval,
+            watch: args.watch,
+            rule_paths: args.source.rules.clone(),
+            placeholders: args.source.placeholders.clone(),
+            engine_config: config,
+            accepted_errors: loaded
+                .diagnostics
+                .iter()
+                .chain(&link_diagnostics)
+                .filter(|d| d.is_error())
+                .cloned()
+                .collect(),
+        },
+        &mut engine,
+    );
+    let mut lifecycle = match lifecycle {
+        Ok(lifecycle) => lifecycle,
+        Err(err) => {
+            return fatal(
+                &mut stderr,
+                &format!("cannot set up state or reload: {err}"),
+            );
+        }
+    };
+    let state_counters = lifecycle.counters();
     let mut processor = Processor::new(engine, protocol);
     let options = IoOptions {
         line_buffered: args.line_buffered,
     };
+    // With --listen the sockets are bound before the first event is read, and a bind
+    // failure (a non-loopback address, a live socket, a regular file at PATH) is fatal.
+    let listeners = if args.listen.is_empty() {
+        None
+    } else {
+        let config = listen::ListenConfig {
+            addrs: args.listen.clone(),
+            allow_any: args.listen_any,
+            max_connections: args.max_connections,
+            watch_stdout: true,
+        };
+        match listen::Listeners::bind(&config) {
+            Ok(listeners) => Some(listeners),
+            Err(err) => return fatal(&mut stderr, &err.to_string()),
+        }
+    };
     let start = Instant::now();
-    let result = pio::run(
-        &mut processor,
-        pio::PolledStdin::new(),
-        io::stdout().lock(),
-        io::stderr(),
-        options,
-        pio::stop_on_signals,
-        &mut (),
-    );
-    let elapsed = start.elapsed().as_secs_f64();
+    let mut metrics = Metrics::new(start, args.stats_interval).with_state(state_counters);
+    if let Some(addr) = &args.metrics {
+        let listener = match super::metrics::bind(addr, args.metrics_any) {
+            Ok(listener) => listener,
+            Err(err) => return fatal(&mut stderr, &format!("{err:#}")),
+        };
+        // With port 0 the kernel picks the port: say which, so a caller can find it.
+        let local = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        if let Err(err) = metrics.serve(listener, &processor) {
+            return fatal(&mut stderr, &format!("--metrics {addr}: {err}"));
+        }
+        pio::write_json_line(
+            &mut stderr,
+            &json!({"level": "info", "msg": "metrics listening", "addr": local}),
+        );
+    }
+    let result = match listeners {
+        // Stdin is not read: Vector's exec source gives its child /dev/null.
+        Some(listeners) => listen::run(
+            &mut processor,
+            listeners,
+            io::stdout().lock(),
+            io::stderr(),
+            options,
+            pio::stop_on_signals,
+            &mut (&mut lifecycle, &mut metrics),
+        ),
+        None => pio::run(
+            &mut processor,
+            pio::PolledStdin::new(),
+            io::stdout().lock(),
+            io::stderr(),
+            options,
+            pio::stop_on_signals,
+            &mut (&mut lifecycle, &mut metrics),
+        ),
+    };
     let summary = match result {
         Ok(summary) => summary,
         Err(err) => return fatal(&mut stderr, &format!("i/o error: {err}")),
     };
     if args.stats {
-        pio::write_json_line(&mut stderr, &stats(&processor, &summary, elapsed));
+        let line = metrics.snapshot(&processor).final_line(&summary);
+        pio::write_json_line(&mut stderr, &line);
     }
     match summary.ending {
         Ending::Eof | Ending::Stopped | Ending::BrokenPipe => EXIT_OK,
@@ -98,7 +177,7 @@ fn fatal(stderr: &mut impl Write, message: &str) -> u8 {
     EXIT_FATAL
 }
 
-fn report_diagnostic(stderr: &mut impl Write, diagnostic: &Diagnostic) {
+pub(super) fn report_diagnostic(stderr: &mut impl Write, diagnostic: &Diagnostic) {
     let level = match diagnostic.level {
         Level::Warning => "warn",
         Level::Error => "error",
@@ -116,89 +195,4 @@ fn report_diagnostic(stderr: &mut impl Write, diagnostic: &Diagnostic) {
             "text": diagnostic.to_string(),
         }),
     );
-}
-
-/// The `--stats` line.
-fn stats(processor: &Processor, summary: &RunSummary, elapsed_secs: f64) -> Value {
-    let counters = processor.counters();
-    let engine = processor.engine();
-    let engine_stats = engine.stats();
-    let errors: Map<String, Value> = ErrorKind::ALL
-        .iter()
-        .map(|&kind| (kind.as_str().to_string(), counters.error_count(kind).into()))
-        .collect();
-    let rule_hits: Map<String, Value> = engine_stats
-        .rule_hits
-        .iter()
-        .zip(engine.rules())
-        .filter(|(hits, _)| **hits > 0)
-        .map(|(hits, rule)| (rule.meta.id.clone(), (*hits).into()))
-        .collect();
-    let correlation_hits: Map<String, Value> = engine_stats
-        .correlation_hits
-        .iter()
-        .zip(engine.correlations())
-        .filter(|(hits, _)| **hits > 0)
-        .map(|(hits, corr)| (corr.meta.id.clone(), (*hits).into()))
-        .collect();
-    let script_stats = engine.script_stats();
-    let per_rule = |counts: &[u64]| -> Map<String, Value> {
-        counts
-            .iter()
-            .zip(engine.rules())
-            .filter(|(count, _)| **count > 0)
-            .map(|(count, rule)| (rule.meta.id.clone(), (*count).into()))
-            .collect()
-    };
-    let per_sec = |n: f64| {
-        if elapsed_secs > 0.0 {
-            n / elapsed_secs
-        } else {
-            0.0
-        }
-    };
-    let ending = match summary.ending {
-        Ending::Eof => "eof",
-        Ending::Stopped => "signal",
-        Ending::BrokenPipe => "broken_pipe",
-        Ending::ReadError => "read_error",
-    };
-    json!({
-        "level": "info",
-        "msg": "stats",
-        "ending": ending,
-        "lines_in": counters.lines_in,
-        "lines_out": counters.lines_out,
-        "events": counters.events,
-        "matched": counters.matched,
-        "enrichments_truncated": counters.enrichments_truncated,
-        "bytes_in": counters.bytes_in,
-        "bytes_out": summary.bytes_out,
-        "discarded_bytes": summary.discarded_bytes,
-        "errors": errors,
-        "rule_hits": rule_hits,
-        "correlation_hits": correlation_hits,
-        "correlation": {
-            "live_groups": engine_stats.correlation.live_groups,
-            "live_entries": engine_stats.correlation.live_entries,
-            "evicted_groups": engine_stats.correlation.evicted_groups,
-            "dropped_entries": engine_stats.correlation.dropped_entries,
-            "late_events": engine_stats.correlation.late_events,
-        },
-        "script": {
-            "budget_overruns": per_rule(&script_stats.budget_overruns),
-            "runtime_errors": per_rule(&script_stats.runtime_errors),
-            "kv_live_keys": script_stats.kv.live_keys,
-            "kv_live_bytes": script_stats.kv.live_bytes,
-            "kv_evicted_keys": script_stats.kv.evicted_keys,
-            "kv_truncated_values": script_stats.kv.truncated_values,
-            "threshold_keys": script_stats.threshold_keys,
-            "threshold_evictions": script_stats.threshold_evictions,
-        },
-        "time_fallbacks": engine_stats.time_fallbacks,
-        "future_times": engine_stats.future_times,
-        "elapsed_secs": elapsed_secs,
-        "events_per_sec": per_sec(counters.events as f64),
-        "mb_per_sec": per_sec(counters.bytes_in as f64 / 1_000_000.0),
-    })
 }

@@ -78,6 +78,7 @@
 //!   evicted or capped group can only fire later than it would have, never wrongly; an
 //!   `event_count` whose threshold exceeds the cap can never fire and is warned about.
 
+pub mod snapshot;
 mod state;
 pub mod threshold;
 mod window;
@@ -85,11 +86,11 @@ mod window;
 use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::hash::{BuildHasher, RandomState};
 
 use crate::diag::{Code, Diagnostic};
 use crate::event::{Event, number_of, text_of};
 use crate::ir::{CmpOp, Correlation, CorrelationKind, FieldPath, RuleSet};
+use snapshot::KeyedHasher;
 use state::Store;
 use window::{Aggregate, Datum, Entry};
 
@@ -164,9 +165,9 @@ pub struct Correlator {
     fired_groups: Vec<String>,
     /// Scratch: the encoded key of the group being fed (see [`encode_key`]).
     key: String,
-    /// Keys the hashes of `value_count` values and of long group values (random per process,
-    /// so crafted collisions cannot be precomputed).
-    hasher: RandomState,
+    /// Keys the hashes of `value_count` values and of long group values (random per state,
+    /// so crafted collisions cannot be precomputed; saved with the state, see [`snapshot`]).
+    hasher: KeyedHasher,
     /// Scratch: correlations whose hits were already fed forward for the current event.
     fed_forward: Vec<usize>,
     /// `new_terms`: the oldest event time each correlation has seen (its warm-up start).
@@ -404,7 +405,7 @@ impl Correlator {
             work: BinaryHeap::new(),
             fired_groups: Vec::new(),
             key: String::new(),
-            hasher: RandomState::new(),
+            hasher: KeyedHasher::random(),
             fed_forward: Vec::new(),
             started_ms: vec![None; keep.len()],
             sequence_work: Vec::new(),
@@ -539,18 +540,22 @@ impl Correlator {
         let correlation = &self.correlations[corr];
         let datum = match (linked.aggregate, &linked.value_field) {
             (Aggregate::ValueCount, Some(field)) => {
-                Datum::Hash(self.hasher.hash_one(field.text(event, context)?))
+                Datum::Hash(self.hasher.hash_str(&field.text(event, context)?))
             }
             (
                 Aggregate::Sum | Aggregate::Avg | Aggregate::Percentile(_),
                 Some(GroupSource::Field(field)),
             ) => Datum::Number(number_of(group_value(field, event, context)?)?),
-            // No loader builds a sum, average or percentile over a computed value (ES|QL
-            // `SUM`/`AVG` are reported unsupported); ignoring the match keeps this total.
-            (
-                Aggregate::Sum | Aggregate::Avg | Aggregate::Percentile(_),
-                Some(GroupSource::Computed(_)),
-            ) => return None,
+            // ES|QL `SUM(expr)`: a row whose value is null (or not a finite number) adds
+            // nothing, as ES|QL skips nulls.
+            (Aggregate::Sum, Some(GroupSource::Computed(value))) => {
+                Datum::Number(crate::eval::value::eval_number(value, event)?)
+            }
+            // No loader builds an average or percentile over a computed value (ES|QL `AVG`
+            // is reported unsupported); ignoring the match keeps this total.
+            (Aggregate::Avg | Aggregate::Percentile(_), Some(GroupSource::Computed(_))) => {
+                return None;
+            }
             _ => Datum::None,
         };
         let stage = linked.inputs[input].stage;
@@ -776,7 +781,7 @@ fn encode_key<'v>(
     fields: &[GroupSource],
     event: &'v Event<'_>,
     context: Option<&'v serde_json::Value>,
-    hasher: &RandomState,
+    hasher: &KeyedHasher,
 ) {
     use std::fmt::Write;
     key.clear();
@@ -787,7 +792,7 @@ fn encode_key<'v>(
             continue;
         };
         if text.len() > MAX_KEY_VALUE_BYTES {
-            let _ = write!(key, "#{}:{:016x}", text.len(), hasher.hash_one(&*text));
+            let _ = write!(key, "#{}:{:016x}", text.len(), hasher.hash_str(&text));
         } else {
             let _ = write!(key, "+{}:{text}", text.len());
         }

@@ -108,6 +108,26 @@ impl Store {
         }
     }
 
+    /// Every group, least recently used first.
+    pub fn iter_lru_first(&self) -> impl Iterator<Item = (&String, &Window)> {
+        self.groups.iter().rev()
+    }
+
+    /// Puts a restored group in as the most recently used (replacing a group with the same
+    /// key), then evicts least recently used groups, and counts them, until both bounds hold
+    /// again: the same rules as [`Store::insert`].
+    pub fn restore(&mut self, key: String, window: Window) {
+        self.remove(&key);
+        while self.groups.len() >= self.groups.cap().get() {
+            self.evict_lru();
+        }
+        self.entries += window.len();
+        self.groups.put(key, window);
+        while self.entries > self.max_entries && self.groups.len() > 1 {
+            self.evict_lru();
+        }
+    }
+
     fn evict_lru(&mut self) {
         if let Some((_, window)) = self.groups.pop_lru() {
             self.entries -= window.len();

@@ -15,11 +15,12 @@
 //! recently used is evicted and counted. Dedup strings longer than [`MAX_KEY_BYTES`] are kept
 //! as a keyed hash, so an entry's size is bounded whatever the rules return.
 
-use std::hash::{BuildHasher, RandomState};
 use std::num::NonZeroUsize;
 
 use lru::LruCache;
+use serde::{Deserialize, Serialize};
 
+use super::snapshot::KeyedHasher;
 use crate::ir::Threshold;
 
 /// Dedup strings longer than this are kept in the key as a hash.
@@ -37,8 +38,38 @@ pub struct Counted {
 pub struct ThresholdState {
     /// `(rule, dedup)` → (period start, count, alerted in this period).
     pairs: LruCache<(usize, String), (i64, u64, bool)>,
-    hasher: RandomState,
+    /// Keys the hash of long dedup strings (saved with the state, like the correlator's).
+    hasher: KeyedHasher,
     /// Pairs evicted because `max_pairs` was reached.
+    pub evicted: u64,
+}
+
+/// Every live `(rule, dedup)` counter, least recently used first, with the hash key: the
+/// threshold part of a `--state` file (see `crate::correlate::snapshot`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdSnapshot {
+    hasher: Option<KeyedHasher>,
+    /// `(rule index at export time, dedup key, period start, count, alerted)`.
+    pairs: Vec<(u32, String, i64, u64, bool)>,
+}
+
+impl ThresholdSnapshot {
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+}
+
+/// What [`ThresholdState::import`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThresholdImport {
+    pub loaded: u64,
+    /// Pairs of rules that are gone or changed.
+    pub dropped: u64,
+    /// Pairs evicted on import by `--max-threshold-keys` (least recently used first).
     pub evicted: u64,
 }
 
@@ -46,7 +77,7 @@ impl ThresholdState {
     pub fn new(max_pairs: usize) -> ThresholdState {
         ThresholdState {
             pairs: LruCache::new(NonZeroUsize::new(max_pairs.max(1)).unwrap_or(NonZeroUsize::MIN)),
-            hasher: RandomState::new(),
+            hasher: KeyedHasher::random(),
             evicted: 0,
         }
     }
@@ -68,7 +99,7 @@ impl ThresholdState {
         threshold: Threshold,
     ) -> Counted {
         let key = if dedup.len() > MAX_KEY_BYTES {
-            format!("#{}:{:016x}", dedup.len(), self.hasher.hash_one(dedup))
+            format!("#{}:{:016x}", dedup.len(), self.hasher.hash_str(dedup))
         } else {
             dedup.to_string()
         };
@@ -89,6 +120,57 @@ impl ThresholdState {
         }
         self.pairs.put(key, (start, count, alerted || reached));
         Counted { count, reached }
+    }
+
+    /// Every live pair, least recently used first.
+    pub fn export(&self) -> ThresholdSnapshot {
+        ThresholdSnapshot {
+            hasher: Some(self.hasher),
+            pairs: self
+                .pairs
+                .iter()
+                .rev()
+                .map(|((rule, key), &(start, count, alerted))| {
+                    (*rule as u32, key.clone(), start, count, alerted)
+                })
+                .collect(),
+        }
+    }
+
+    /// Restores `snapshot`, replacing the live pairs. `mapping[i]` is the current index of the
+    /// snapshot's rule `i` (`None`: gone or changed, its pairs are dropped). Pairs go in least
+    /// recently used first under the same bound and eviction as live.
+    pub fn import(
+        &mut self,
+        snapshot: ThresholdSnapshot,
+        mapping: &[Option<usize>],
+    ) -> ThresholdImport {
+        let mut report = ThresholdImport::default();
+        self.pairs.clear();
+        if let Some(hasher) = snapshot.hasher {
+            self.hasher = hasher;
+        }
+        for (rule, key, start, count, alerted) in snapshot.pairs {
+            let Some(Some(new)) = mapping.get(rule as usize) else {
+                report.dropped += 1;
+                continue;
+            };
+            // A saved key longer than live ones could be (a hand-made file) is kept hashed.
+            let key = if key.len() > MAX_KEY_BYTES + 32 {
+                format!("#{}:{:016x}", key.len(), self.hasher.hash_str(&key))
+            } else {
+                key
+            };
+            let key = (*new, key);
+            if !self.pairs.contains(&key) && self.pairs.len() >= self.pairs.cap().get() {
+                self.pairs.pop_lru();
+                self.evicted += 1;
+                report.evicted += 1;
+            }
+            self.pairs.put(key, (start, count, alerted));
+            report.loaded += 1;
+        }
+        report
     }
 }
 
@@ -137,6 +219,39 @@ mod tests {
         assert_eq!(state.count(0, "b", 1_000, T).count, 1);
         assert_eq!(state.count(1, "a", 1_000, T).count, 1);
         assert_eq!(state.len(), 3);
+    }
+
+    #[test]
+    fn export_import_maps_rules_and_keeps_the_bound() {
+        let mut state = ThresholdState::new(10);
+        state.count(0, "a", 0, T);
+        state.count(0, "a", 10, T);
+        state.count(1, "b", 0, T);
+        state.count(0, "c", 0, T);
+        let long = "x".repeat(1_000);
+        state.count(0, &long, 0, T);
+        let snapshot = state.export();
+        assert_eq!(snapshot.len(), 4);
+        // Rule 0 is now rule 5; rule 1 is gone.
+        let mut restored = ThresholdState::new(10);
+        let report = restored.import(snapshot.clone(), &[Some(5), None]);
+        assert_eq!((report.loaded, report.dropped, report.evicted), (3, 1, 0));
+        assert_eq!(
+            restored.count(5, "a", 20, T),
+            Counted {
+                count: 3,
+                reached: true
+            }
+        );
+        // The hash key came along: the long dedup string finds its counter.
+        assert_eq!(restored.count(5, &long, 20, T).count, 2);
+        // A smaller bound keeps the most recently used pairs.
+        let mut small = ThresholdState::new(2);
+        let report = small.import(snapshot, &[Some(0), Some(1)]);
+        assert_eq!((report.loaded, report.evicted), (4, 2));
+        assert_eq!(small.len(), 2);
+        assert_eq!(small.count(0, "a", 20, T).count, 1);
+        assert_eq!(small.count(0, "c", 20, T).count, 1);
     }
 
     #[test]

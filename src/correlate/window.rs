@@ -15,10 +15,12 @@
 
 use std::collections::{HashSet, VecDeque};
 
+use serde::{Deserialize, Serialize};
+
 use crate::ir::Condition;
 
 /// What an entry carries besides its time and stage.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) enum Datum {
     None,
     /// A `value_count` value, as a keyed 64-bit hash of its text: the count only needs
@@ -29,7 +31,7 @@ pub(crate) enum Datum {
 }
 
 /// One match of a referenced rule (or correlation) in a group.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Entry {
     pub time_ms: i64,
     /// Position of the referenced rule in the correlation's `rules` list.
@@ -86,6 +88,35 @@ pub(crate) struct Window {
 impl Window {
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// The entries, oldest first (for [`crate::correlate::snapshot`]).
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter()
+    }
+
+    /// A window rebuilt from saved entries: sorted by event time (a saved file is not trusted
+    /// to be), cut to `max_entries` (the oldest go, as live), with its horizon. Also returns how
+    /// many entries were cut.
+    pub fn restore(
+        mut entries: Vec<Entry>,
+        newest_ms: Option<i64>,
+        max_entries: usize,
+    ) -> (Window, u64) {
+        // A stable sort keeps the arrival order of equal times, as live insertion does.
+        entries.sort_by_key(|entry| entry.time_ms);
+        let excess = entries.len().saturating_sub(max_entries.max(1));
+        entries.drain(..excess);
+        let newest_entry = entries.last().map(|entry| entry.time_ms);
+        let newest_ms = match (newest_ms, newest_entry) {
+            (Some(saved), Some(entry)) => Some(saved.max(entry)),
+            (saved, entry) => saved.or(entry),
+        };
+        let window = Window {
+            entries: entries.into(),
+            newest_ms,
+        };
+        (window, excess as u64)
     }
 
     /// The newest event time ever inserted (`new_terms`: when the tuple was last seen).

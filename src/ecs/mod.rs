@@ -217,6 +217,29 @@ const COMPUTED: &[&str] = &[
     "aws.cloudtrail.console_login.additional_eventdata.mfa_used",
 ];
 
+/// The raw CloudTrail field an ECS field is a plain copy of (`event.action` → `eventName`),
+/// for the fields the pipeline renames or copies unchanged; `None` for computed ones. The rule
+/// catalog uses it to see that an Elastic rule and a Sigma or Panther rule test the same thing.
+pub fn raw_name(field: &str) -> Option<&'static str> {
+    DIRECT
+        .iter()
+        .find(|(ecs, _)| *ecs == field)
+        .map(|(_, raw)| *raw)
+}
+
+/// The value [`derive`] gives `field` on every CloudTrail record (`event.dataset` is
+/// `aws.cloudtrail`), for the fields that only restate the log source; `None` for the others.
+/// The rule catalog ignores conditions on them when it compares rules.
+pub fn constant(field: &str) -> Option<&'static str> {
+    match field {
+        "event.kind" => Some("event"),
+        "event.dataset" | "data_stream.dataset" => Some(DATASET),
+        "data_stream.type" => Some("logs"),
+        "cloud.provider" => Some("aws"),
+        _ => None,
+    }
+}
+
 /// True when [`derive`] can compute `field` from a raw CloudTrail record (for some record).
 /// Enrichment fields (`source.geo.*`, `source.as.*`, parsed `user_agent.*`) are not derivable.
 pub fn is_derivable(field: &str) -> bool {

@@ -682,6 +682,7 @@ mod tests {
                     path: String::new(),
                     line: None,
                 },
+                doc: Default::default(),
             },
             logsource: LogSource::default(),
             expr,

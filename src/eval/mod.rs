@@ -3,8 +3,10 @@
 //! time, and gets [`Detections`] back (the protocol layer turns them into output bytes).
 
 pub mod index;
+pub mod java_date;
 pub mod matcher;
 pub mod script;
+pub mod state;
 pub mod time;
 pub mod value;
 
@@ -101,6 +103,8 @@ pub struct Engine {
     /// Native rule code (Panther `rule()` and its outputs), key-value helper state and
     /// thresholds: stateful, so run in arrival order by [`Engine::observe`].
     script: script::ScriptHook,
+    /// Id and definition fingerprint of every rule and correlation ([`state`]).
+    identities: state::Identities,
 }
 
 /// The stateless half of the engine: which rules an event matches. It is `Sync` and used
@@ -163,7 +167,12 @@ impl Engine {
         } else {
             (None, None)
         };
+        let references: Vec<&[String]> = (0..correlator.correlations().len())
+            .map(|idx| correlator.referenced_ids(idx))
+            .collect();
+        let identities = state::Identities::new(&set.rules, correlator.correlations(), &references);
         let engine = Engine {
+            identities,
             matcher: Arc::new(Matcher {
                 rules: set.rules,
                 cloudtrail_rules,

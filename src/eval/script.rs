@@ -10,10 +10,10 @@
 use serde_json::Value;
 
 use super::time;
-use crate::correlate::threshold::ThresholdState;
+use crate::correlate::threshold::{ThresholdImport, ThresholdSnapshot, ThresholdState};
 use crate::event::Event;
 use crate::ir::{FieldPath, Rule, Severity};
-use crate::panther_rt::kv::{KvLimits, KvStats, LruKv};
+use crate::panther_rt::kv::{KvImport, KvLimits, KvSnapshot, KvStats, LruKv};
 use crate::panther_rt::{CallCtx, Mocks, PantherScript, RuleError};
 
 /// Limits of the hook, from flags.
@@ -153,6 +153,25 @@ impl ScriptHook {
         }
         outputs.push(output);
         true
+    }
+
+    /// The threshold counters and the key-value cache, as values (`crate::eval::state`).
+    pub fn export_state(&self) -> (ThresholdSnapshot, KvSnapshot) {
+        (self.thresholds.export(), self.kv.export())
+    }
+
+    /// Restores both, replacing the live state; `rule_mapping` maps the snapshot's rule
+    /// indexes to current ones (`None`: gone or changed, its counters are dropped).
+    pub fn import_state(
+        &mut self,
+        thresholds: ThresholdSnapshot,
+        kv: KvSnapshot,
+        rule_mapping: &[Option<usize>],
+    ) -> (ThresholdImport, KvImport) {
+        (
+            self.thresholds.import(thresholds, rule_mapping),
+            self.kv.import(kv),
+        )
     }
 
     pub fn stats(&self) -> ScriptStats {

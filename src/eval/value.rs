@@ -20,6 +20,7 @@ use std::cmp::Ordering;
 use base64::Engine as _;
 use serde_json::Value;
 
+use crate::eval::java_date::JavaDatePattern;
 use crate::eval::time::parse_time_ms;
 use crate::event::{Event, number_text};
 use crate::ir::{
@@ -69,6 +70,17 @@ pub fn is_true(expr: &ValueExpr, event: &Event<'_>) -> bool {
 /// The value of `expr` as text (see [`Val::text`]); `None` when null.
 pub fn eval_text(expr: &ValueExpr, event: &Event<'_>) -> Option<String> {
     eval(expr, event).text().map(Cow::into_owned)
+}
+
+/// The value of `expr` as a number, for a sum: integers and finite doubles; `None` for null,
+/// text, booleans, several values, or a non-finite double. Integers are summed as doubles,
+/// exact up to 2^53.
+pub fn eval_number(expr: &ValueExpr, event: &Event<'_>) -> Option<f64> {
+    match eval(expr, event) {
+        Val::Int(value) => Some(value as f64),
+        Val::Num(value) if value.is_finite() => Some(value),
+        _ => None,
+    }
 }
 
 /// Evaluates `expr` on `event`.
@@ -410,17 +422,32 @@ fn call<'a>(func: Func, args: &[ValueExpr], event: &'a Event<'_>) -> Val<'a> {
             }
         }
         Func::DateTrunc { span_ms } => {
-            let ms = match values.first() {
-                Some(Val::Date(ms)) => Some(*ms),
-                Some(Val::Str(text)) => parse_time_ms(&Value::String(text.to_string())),
-                Some(Val::Int(ms)) => Some(*ms),
-                _ => None,
-            };
+            let ms = date_ms(values.first());
             match ms {
                 Some(ms) if span_ms > 0 => Val::Date(ms.div_euclid(span_ms) * span_ms),
                 _ => Val::Null,
             }
         }
+        Func::DateFormat => {
+            let pattern = text(0).map(|p| JavaDatePattern::parse(p.as_ref()));
+            let ms = date_ms(values.get(1));
+            match (pattern, ms) {
+                (Some(Ok(pattern)), Some(ms)) => pattern
+                    .format(ms)
+                    .map_or(Val::Null, |s| Val::Str(Cow::Owned(s))),
+                _ => Val::Null,
+            }
+        }
+    }
+}
+
+/// A date argument as epoch milliseconds: a date, an RFC 3339 string or an epoch number.
+fn date_ms(value: Option<&Val<'_>>) -> Option<i64> {
+    match value {
+        Some(Val::Date(ms)) => Some(*ms),
+        Some(Val::Str(text)) => parse_time_ms(&Value::String(text.to_string())),
+        Some(Val::Int(ms)) => Some(*ms),
+        _ => None,
     }
 }
 

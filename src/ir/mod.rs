@@ -188,9 +188,24 @@ pub struct Meta {
     pub attack: Attack,
     pub description: Option<String>,
     pub references: Vec<String>,
-    /// Fields the rule says are interesting in a hit (Sigma `fields`).
+    /// What the rule shows about a hit: Sigma `fields`, the keys of Panther's `alert_context()`
+    /// (or a simple detection's `AlertContext`), the columns an ES|QL query shows (its last
+    /// `KEEP` or `STATS`).
     pub fields: Vec<String>,
     pub source: SourceLoc,
+    /// Documentation only the rule catalog reads (`crate::catalog`); the engine ignores it.
+    pub doc: MetaDoc,
+}
+
+/// What a rule says about itself for people, beyond what the engine needs: read by the rule
+/// catalog (`vigil explain`, `vigil catalog`) only. Empty when the format has no such key.
+#[derive(Clone, Debug, Default)]
+pub struct MetaDoc {
+    /// How to triage a hit (Panther `Runbook`, Elastic `note`, the investigation guide).
+    pub runbook: Option<String>,
+    /// The log types as the rule names them (Panther `LogTypes`, Elastic `index` patterns);
+    /// empty when `logsource` says it all (Sigma).
+    pub log_types: Vec<String>,
 }
 
 /// A single-event detection rule.
@@ -220,6 +235,23 @@ pub struct RuleExtra {
     pub compliance: Vec<String>,
     /// Examples carried by the rule, run by `vigil test`.
     pub tests: Vec<RuleTest>,
+    /// How much of the rule's logic `expr` states, for people reading it (the rule catalog);
+    /// the engine does not read it.
+    pub logic: Logic,
+}
+
+/// How a rule's logic can be shown in the IR notation.
+#[derive(Clone, Debug, Default)]
+pub enum Logic {
+    /// `expr` is the whole logic (with `native`, if any, only computing outputs).
+    #[default]
+    Exact,
+    /// `native` decides and could be lowered: this expression is equal to `expr` and the
+    /// native predicate together, on events where `precondition` (a sentence) holds.
+    Lowered { expr: Expr, precondition: String },
+    /// `native` decides and could not be lowered: `expr` is only a condition every match
+    /// meets (an index guard), never the rule's logic.
+    NecessaryOnly { reason: String },
 }
 
 /// A rule that alerts once `count` matches with the same dedup string fall within `period_ms`

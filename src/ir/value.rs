@@ -93,6 +93,10 @@ pub enum Func {
     DateTrunc {
         span_ms: i64,
     },
+    /// `DATE_FORMAT(pattern, date)`: the date in UTC formatted by a Java date pattern (the
+    /// first argument, a string literal the loader checked with
+    /// [`crate::eval::java_date::JavaDatePattern::parse`]).
+    DateFormat,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,6 +11,7 @@
 use std::num::NonZeroUsize;
 
 use lru::LruCache;
+use serde::{Deserialize, Serialize};
 
 use crate::python::{KvState, dedup_strings};
 
@@ -30,7 +31,7 @@ impl Default for KvLimits {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 enum Entry {
     Set(Vec<String>),
     Counter(i64),
@@ -53,6 +54,32 @@ pub struct KvStats {
     pub evicted_keys: u64,
     /// String-set members dropped because one set alone exceeded the byte budget.
     pub truncated_values: u64,
+}
+
+/// Every live key, least recently used first, with its value and expiry: the key-value part of
+/// a `--state` file. Panther's caching helpers share one table between rules (keys are
+/// whatever rule code chooses), so this state is not per rule: it is kept whole.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct KvSnapshot {
+    entries: Vec<(String, Entry, Option<i64>)>,
+}
+
+impl KvSnapshot {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// What [`LruKv::import`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KvImport {
+    pub loaded: u64,
+    /// Keys evicted on import by `--max-kv-keys` / `--max-kv-bytes`.
+    pub evicted: u64,
 }
 
 pub struct LruKv {
@@ -82,6 +109,40 @@ impl LruKv {
             live_bytes: self.bytes as u64,
             evicted_keys: self.evicted_keys,
             truncated_values: self.truncated_values,
+        }
+    }
+
+    /// Every live key, least recently used first.
+    pub fn export(&self) -> KvSnapshot {
+        KvSnapshot {
+            entries: self
+                .entries
+                .iter()
+                .rev()
+                .map(|(key, (entry, expires))| (key.clone(), entry.clone(), *expires))
+                .collect(),
+        }
+    }
+
+    /// Restores `snapshot`, replacing the live keys: least recently used first, through the
+    /// same bounds and eviction as live writes (a set over the byte budget is cut).
+    pub fn import(&mut self, snapshot: KvSnapshot) -> KvImport {
+        self.entries.clear();
+        self.bytes = 0;
+        let before = self.evicted_keys;
+        let mut loaded = 0;
+        for (key, entry, expires) in snapshot.entries {
+            // A file may repeat a string-set member; live sets never hold one twice.
+            let entry = match entry {
+                Entry::Set(values) => Entry::Set(dedup_strings(values)),
+                counter => counter,
+            };
+            self.store(&key, entry, expires);
+            loaded += 1;
+        }
+        KvImport {
+            loaded,
+            evicted: self.evicted_keys - before,
         }
     }
 
@@ -253,6 +314,36 @@ mod tests {
         assert_eq!(kv.stats().evicted_keys, 1);
         assert!(kv.get_string_set("b", 0).is_empty());
         assert_eq!(kv.get_string_set("a", 0), strings(&["1"]));
+    }
+
+    #[test]
+    fn export_import_round_trip_within_the_bounds() {
+        let mut kv = LruKv::new(KvLimits::default());
+        kv.put_string_set("a", strings(&["1", "2"]), Some(100), 0);
+        kv.increment_counter("n", 7, 0);
+        kv.put_string_set("b", strings(&["x".repeat(50).as_str()]), None, 0);
+        let snapshot = kv.export();
+        assert_eq!(snapshot.len(), 3);
+        let mut restored = LruKv::new(KvLimits::default());
+        let report = restored.import(snapshot.clone());
+        assert_eq!((report.loaded, report.evicted), (3, 0));
+        assert_eq!(restored.stats().live_bytes, kv.stats().live_bytes);
+        assert_eq!(restored.get_string_set("a", 0), strings(&["1", "2"]));
+        // The expiry came along.
+        assert!(restored.get_string_set("a", 100_000).is_empty());
+        assert_eq!(restored.get_counter("n", 0), 7);
+        // Smaller bounds: least recently used keys go first, as live.
+        let limits = KvLimits {
+            max_keys: 2,
+            max_bytes: 60,
+        };
+        let mut small = LruKv::new(limits);
+        let report = small.import(snapshot);
+        assert_eq!(report.loaded, 3);
+        assert!(report.evicted >= 1);
+        assert!(small.stats().live_keys <= 2);
+        assert!(small.stats().live_bytes as usize <= limits.max_bytes);
+        assert_eq!(small.get_string_set("b", 0).len(), 1);
     }
 
     #[test]

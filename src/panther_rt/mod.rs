@@ -103,6 +103,25 @@ impl PantherScript {
         }
     }
 
+    /// What decides this script's matches and dedup strings, as text, for fingerprinting the
+    /// rule's definition (`--state`, hot reload): the module's code and the simple-detection
+    /// title and context.
+    pub fn definition_text(&self) -> String {
+        let context: Vec<(&str, &str)> = self
+            .alert_context
+            .iter()
+            .map(|(name, field)| (name.as_str(), field.raw.as_str()))
+            .collect();
+        format!(
+            "module={}\ntitle={:?}\ncontext={context:?}",
+            self.module
+                .as_ref()
+                .map(Module::definition_text)
+                .unwrap_or_default(),
+            self.alert_title,
+        )
+    }
+
     pub fn has_module(&self) -> bool {
         self.module.is_some()
     }

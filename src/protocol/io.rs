@@ -14,7 +14,13 @@
 //!
 //! - **Threads, not tokio.** There is one input and one output, and both are blocking file
 //!   descriptors; a runtime would add a scheduler and an async stdin that is itself a blocking
-//!   thread underneath. Sockets, which need many connections, come in a later issue.
+//!   thread underneath. Sockets (`--listen`, [`super::listen`]) replace the stdin thread with
+//!   one poll(2) thread over every connection, feeding the same channel.
+//! - **Sources.** Every chunk carries its source: stdin is source 0, each connection has its
+//!   own id. The main thread keeps one framer per source (the current one in `Pump`, the
+//!   others parked with their incomplete line), so a source's lines come out in its order and
+//!   lines of different sources interleave only at line boundaries. A source at a line
+//!   boundary holds no buffer. With one source (stdin) nothing of this shows.
 //! - **Bounded memory and backpressure.** The channel holds at most 4 chunks, so a slow stdout
 //!   (the host stopped reading: backpressure, never an error) stalls the main thread, which
 //!   stalls the reader, which stops reading stdin. Chunk buffers are handed back to the reader
@@ -55,6 +61,7 @@
 //!   [`PolledStdin`] it is noticed within [`STOP_POLL_MS`] even while stdin is idle.
 //! - A read error on stdin: reported, the lines read so far are finished, [`Ending::ReadError`].
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -99,8 +106,21 @@ pub struct RunSummary {
     pub lines: u64,
     /// Bytes handed to stdout.
     pub bytes_out: u64,
-    /// Bytes of an incomplete last line dropped at shutdown.
+    /// Bytes of incomplete lines dropped: at shutdown, or when a connection failed.
     pub discarded_bytes: u64,
+    /// Connection counts of a `--listen` run; `None` when reading stdin.
+    pub connections: Option<ConnectionStats>,
+}
+
+/// Connection counts of a `--listen` run (`--stats`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnectionStats {
+    /// Connections taken on.
+    pub accepted: u64,
+    /// Connections closed at once because `--max-connections` were open.
+    pub refused: u64,
+    /// Connections still open when the run ended.
+    pub open: u64,
 }
 
 /// Asks a running loop to stop: finish the complete lines already read, flush, return.
@@ -286,6 +306,57 @@ where
     W: Write,
     E: Write,
 {
+    let start_reader =
+        |sender: SyncSender<Message>, recycled: Receiver<Vec<u8>>, requested: Arc<AtomicBool>| {
+            std::thread::Builder::new()
+                .name("vigil-stdin".to_string())
+                .spawn(move || read_loop(input, sender, recycled, &requested))
+                .map(drop)
+        };
+    run_sources(
+        processor,
+        start_reader,
+        output,
+        diagnostics,
+        options,
+        Sources::Stdin,
+        install_stop,
+        housekeeping,
+    )
+}
+
+/// What feeds the loop: stdin alone, or the connections of `--listen` (see
+/// [`super::listen`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Sources {
+    /// One source (id 0): over-long lines stream through with `--invalid pass`, and reports
+    /// name no connection.
+    Stdin,
+    /// Many sources, one per connection: lines of different sources may only interleave at
+    /// line boundaries, so an over-long line is never streamed through (it becomes a
+    /// `too_long` error record even with `--invalid pass`), and reports name the connection.
+    Connections,
+}
+
+/// The loop of [`run`] over any input thread: `start_reader` gets the channel's sending end,
+/// the recycled chunk buffers and the stop flag, and starts the thread (or threads) that
+/// send [`Message`]s; they must end with [`Message::ReaderStopped`] after seeing the stop
+/// flag, or with [`Message::Eof`].
+#[allow(clippy::too_many_arguments)]
+pub(super) fn run_sources<W, E>(
+    processor: &mut Processor,
+    start_reader: impl FnOnce(SyncSender<Message>, Receiver<Vec<u8>>, Arc<AtomicBool>) -> io::Result<()>,
+    output: W,
+    diagnostics: E,
+    options: IoOptions,
+    sources: Sources,
+    install_stop: impl FnOnce(StopHandle) -> io::Result<()>,
+    housekeeping: &mut dyn Housekeeping,
+) -> io::Result<RunSummary>
+where
+    W: Write,
+    E: Write,
+{
     let (sender, receiver) = mpsc::sync_channel(CHANNEL_CHUNKS);
     let requested = Arc::new(AtomicBool::new(false));
     install_stop(StopHandle {
@@ -293,12 +364,9 @@ where
         wake: sender.clone(),
     })?;
     let (recycle, recycled) = mpsc::channel();
-    let reader_stop = Arc::clone(&requested);
-    std::thread::Builder::new()
-        .name("vigil-stdin".to_string())
-        .spawn(move || read_loop(input, sender, recycled, &reader_stop))?;
+    start_reader(sender, recycled, Arc::clone(&requested))?;
 
-    let mut pump = Pump::new(processor, output, diagnostics, options);
+    let mut pump = Pump::new(processor, output, diagnostics, options, sources);
     let result = pump_messages(&mut pump, &receiver, &requested, &recycle, housekeeping);
     housekeeping.finish(pump.processor);
     let ending = match result {
@@ -309,14 +377,33 @@ where
     Ok(pump.summary(ending))
 }
 
-enum Message {
+/// What input threads send to the main thread.
+pub(super) enum Message {
+    /// Bytes read from one source: stdin is source 0, each connection has its own id, never
+    /// reused within a run.
     Data {
+        source: u64,
         buf: Vec<u8>,
         len: usize,
         arrival_ms: i64,
     },
+    /// End of stdin: the run ends.
     Eof,
+    /// Stdin failed (the run ends), or stdout was closed (`BrokenPipe`, from any input thread).
     ReadError(io::Error),
+    /// One connection ended. On an orderly close its last line, even without a newline, is a
+    /// line; after an error it is dropped as incomplete.
+    Closed {
+        source: u64,
+        error: Option<io::Error>,
+    },
+    /// A report for stderr from an input thread, written by the main thread so that stderr
+    /// has one writer.
+    Report {
+        level: &'static str,
+        msg: &'static str,
+        fields: serde_json::Value,
+    },
     /// From a [`StopHandle`]: wakes the main thread.
     Stop,
     /// From the reader thread, last: it saw the stop request and reads nothing more.
@@ -338,6 +425,7 @@ fn read_loop<R: Read>(
         let message = match input.read(&mut buf) {
             Ok(0) => Message::Eof,
             Ok(len) => Message::Data {
+                source: 0,
                 buf,
                 len,
                 arrival_ms: now_ms(),
@@ -352,7 +440,7 @@ fn read_loop<R: Read>(
     }
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
@@ -388,14 +476,22 @@ fn pump_messages<W: Write, E: Write>(
         };
         match message {
             Message::Data {
+                source,
                 buf,
                 len,
                 arrival_ms,
             } => {
+                pump.select(source);
                 pump.feed(&buf[..len], arrival_ms)?;
                 let _ = recycle.send(buf);
                 housekeeping.tick(pump.processor);
             }
+            Message::Closed { source, error } => {
+                pump.select(source);
+                pump.close(error)?;
+                housekeeping.tick(pump.processor);
+            }
+            Message::Report { level, msg, fields } => pump.reporter.event(level, msg, fields),
             Message::Eof => {
                 pump.finish()?;
                 pump.sink.flush()?;
@@ -424,12 +520,21 @@ fn pump_messages<W: Write, E: Write>(
             loop {
                 match receiver.recv() {
                     Ok(Message::Data {
+                        source,
                         buf,
                         len,
                         arrival_ms,
                     }) => {
+                        pump.select(source);
                         pump.feed(&buf[..len], arrival_ms)?;
                         let _ = recycle.send(buf);
+                    }
+                    Ok(Message::Closed { source, error }) => {
+                        pump.select(source);
+                        pump.close(error)?;
+                    }
+                    Ok(Message::Report { level, msg, fields }) => {
+                        pump.reporter.event(level, msg, fields);
                     }
                     Ok(Message::Stop) => {}
                     Ok(Message::Eof) => {
@@ -443,7 +548,7 @@ fn pump_messages<W: Write, E: Write>(
             if at_eof {
                 pump.finish()?;
             } else {
-                pump.stop()?;
+                pump.stop_all()?;
             }
             pump.sink.flush()?;
             return Ok(Ending::Stopped);
@@ -466,6 +571,18 @@ struct Pump<'p, W: Write, E: Write> {
     line_no: u64,
     last_arrival_ms: i64,
     discarded_bytes: u64,
+    sources: Sources,
+    /// The source whose framing state is in `partial` and `overflow`.
+    source: u64,
+    /// The framing state of other sources that are inside a line. A source at a line
+    /// boundary has no entry, so idle connections hold no buffer.
+    parked: HashMap<u64, Framing>,
+}
+
+/// The framing state of one source while another one is being fed.
+struct Framing {
+    partial: Vec<u8>,
+    overflow: Option<Overflow>,
 }
 
 /// The state of an over-long line being discarded (or streamed through).
@@ -477,10 +594,18 @@ struct Overflow {
 }
 
 impl<'p, W: Write, E: Write> Pump<'p, W, E> {
-    fn new(processor: &'p mut Processor, output: W, diagnostics: E, options: IoOptions) -> Self {
+    fn new(
+        processor: &'p mut Processor,
+        output: W,
+        diagnostics: E,
+        options: IoOptions,
+        sources: Sources,
+    ) -> Self {
         let config = processor.config();
         let max_line_bytes = config.max_line_bytes;
-        let pass_long = config.invalid == InvalidPolicy::Pass && !config.only_matches;
+        let pass_long = config.invalid == InvalidPolicy::Pass
+            && !config.only_matches
+            && sources == Sources::Stdin;
         Pump {
             processor,
             sink: Sink::new(output, options.line_buffered),
@@ -492,6 +617,86 @@ impl<'p, W: Write, E: Write> Pump<'p, W, E> {
             line_no: 0,
             last_arrival_ms: 0,
             discarded_bytes: 0,
+            sources,
+            source: 0,
+            parked: HashMap::new(),
+        }
+    }
+
+    /// Makes `source` the one that `feed`, `finish`, `stop` and `close` act on, parking the
+    /// current source's incomplete line. A no-op for stdin, the only source of its run.
+    fn select(&mut self, source: u64) {
+        if source == self.source {
+            return;
+        }
+        let incoming = self.parked.remove(&source);
+        let outgoing_idle = self.partial.is_empty() && self.overflow.is_none();
+        match (outgoing_idle, incoming) {
+            // Both at a line boundary: keep the buffer (and its capacity) for the next one.
+            (true, None) => {}
+            (true, Some(framing)) => {
+                self.partial = framing.partial;
+                self.overflow = framing.overflow;
+            }
+            (false, incoming) => {
+                let framing = incoming.unwrap_or(Framing {
+                    partial: Vec::new(),
+                    overflow: None,
+                });
+                let outgoing = Framing {
+                    partial: std::mem::replace(&mut self.partial, framing.partial),
+                    overflow: std::mem::replace(&mut self.overflow, framing.overflow),
+                };
+                self.parked.insert(self.source, outgoing);
+            }
+        }
+        self.source = source;
+    }
+
+    /// The selected connection ended: after an orderly close its last line is a line, as at
+    /// EOF; after an error it is dropped as incomplete (the peer may not have finished it).
+    fn close(&mut self, error: Option<io::Error>) -> io::Result<()> {
+        match error {
+            None => self.finish(),
+            Some(err) => {
+                if self.overflow.is_some() {
+                    return self.finish_overflow();
+                }
+                if !self.partial.is_empty() {
+                    self.discarded_bytes += self.partial.len() as u64;
+                    self.reporter.event(
+                        "warn",
+                        "incomplete line dropped: connection error",
+                        json!({
+                            "connection": self.source,
+                            "bytes": self.partial.len(),
+                            "detail": err.to_string(),
+                        }),
+                    );
+                    self.partial.clear();
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Shutdown of every source: [`Pump::stop`] on each, in source order.
+    fn stop_all(&mut self) -> io::Result<()> {
+        self.stop()?;
+        let mut waiting: Vec<u64> = self.parked.keys().copied().collect();
+        waiting.sort_unstable();
+        for source in waiting {
+            self.select(source);
+            self.stop()?;
+        }
+        Ok(())
+    }
+
+    /// The source to name in reports: none for stdin.
+    fn connection(&self) -> Option<u64> {
+        match self.sources {
+            Sources::Stdin => None,
+            Sources::Connections => Some(self.source),
         }
     }
 
@@ -501,6 +706,7 @@ impl<'p, W: Write, E: Write> Pump<'p, W, E> {
             lines: self.line_no,
             bytes_out: self.sink.bytes_out,
             discarded_bytes: self.discarded_bytes,
+            connections: None,
         }
     }
 
@@ -580,11 +786,12 @@ impl<'p, W: Write, E: Write> Pump<'p, W, E> {
         }
         if !self.partial.is_empty() {
             self.discarded_bytes += self.partial.len() as u64;
-            self.reporter.event(
-                "warn",
-                "incomplete line dropped at shutdown",
-                json!({"line": self.line_no + 1, "bytes": self.partial.len()}),
-            );
+            let mut fields = json!({"line": self.line_no + 1, "bytes": self.partial.len()});
+            if let (Some(connection), Some(map)) = (self.connection(), fields.as_object_mut()) {
+                map.insert("connection".to_string(), connection.into());
+            }
+            self.reporter
+                .event("warn", "incomplete line dropped at shutdown", fields);
             self.partial.clear();
         }
         Ok(())
@@ -607,6 +814,7 @@ impl<'p, W: Write, E: Write> Pump<'p, W, E> {
             lines.push(&rest[..idx]);
             rest = &rest[idx + 1..];
         }
+        let connection = self.connection();
         let Pump {
             processor,
             sink,
@@ -618,7 +826,7 @@ impl<'p, W: Write, E: Write> Pump<'p, W, E> {
             *line_no += 1;
             processor.process_prepared(line, prepared, arrival_ms, &mut sink.buf);
             for error in processor.take_errors() {
-                reporter.line_error(&error, *line_no, Instant::now());
+                reporter.line_error(&error, *line_no, connection, Instant::now());
             }
             sink.line_done()
         })?;
@@ -682,8 +890,10 @@ impl<'p, W: Write, E: Write> Pump<'p, W, E> {
 
     fn report_errors(&mut self) {
         let line_no = self.line_no;
+        let connection = self.connection();
         for error in self.processor.take_errors() {
-            self.reporter.line_error(&error, line_no, Instant::now());
+            self.reporter
+                .line_error(&error, line_no, connection, Instant::now());
         }
     }
 }
@@ -782,7 +992,13 @@ impl<E: Write> Reporter<E> {
 
     /// Reports a bad line unless one of the same kind was reported less than a second ago;
     /// the next report carries the number suppressed in between.
-    fn line_error(&mut self, error: &LineError, line_no: u64, now: Instant) {
+    fn line_error(
+        &mut self,
+        error: &LineError,
+        line_no: u64,
+        connection: Option<u64>,
+        now: Instant,
+    ) {
         let idx = ErrorKind::ALL
             .iter()
             .position(|&kind| kind == error.kind)
@@ -796,17 +1012,19 @@ impl<E: Write> Reporter<E> {
         }
         let suppressed = std::mem::take(&mut state.suppressed);
         state.last = Some(now);
-        write_json_line(
-            &mut self.out,
-            &json!({
-                "level": "warn",
-                "msg": "bad input line",
-                "kind": error.kind.as_str(),
-                "line": line_no,
-                "detail": error.detail,
-                "suppressed": suppressed,
-            }),
-        );
+        let mut report = json!({
+            "level": "warn",
+            "msg": "bad input line",
+            "kind": error.kind.as_str(),
+            "line": line_no,
+            "detail": error.detail,
+            "suppressed": suppressed,
+        });
+        // `line` counts the lines of every connection; `connection` says whose this was.
+        if let (Some(connection), Some(map)) = (connection, report.as_object_mut()) {
+            map.insert("connection".to_string(), connection.into());
+        }
+        write_json_line(&mut self.out, &report);
     }
 
     fn event(&mut self, level: &str, msg: &str, fields: serde_json::Value) {
@@ -837,7 +1055,13 @@ mod tests {
         let mut out = Vec::new();
         let mut err = Vec::new();
         {
-            let mut pump = Pump::new(&mut processor, &mut out, &mut err, IoOptions::default());
+            let mut pump = Pump::new(
+                &mut processor,
+                &mut out,
+                &mut err,
+                IoOptions::default(),
+                Sources::Stdin,
+            );
             for piece in input.chunks(step) {
                 pump.feed(piece, 1).unwrap();
             }
@@ -945,7 +1169,13 @@ mod tests {
         let mut out = Vec::new();
         let mut err = Vec::new();
         {
-            let mut pump = Pump::new(&mut processor, &mut out, &mut err, IoOptions::default());
+            let mut pump = Pump::new(
+                &mut processor,
+                &mut out,
+                &mut err,
+                IoOptions::default(),
+                Sources::Stdin,
+            );
             pump.feed(b"{}\n{\"a", 1).unwrap();
             pump.stop().unwrap();
             pump.feed(b"0123456789", 1).unwrap();
@@ -962,6 +1192,63 @@ mod tests {
     }
 
     #[test]
+    fn each_source_has_its_own_framer() {
+        // `--invalid pass`: with several sources an over-long line is not streamed through
+        // (it would split another source's line), it becomes an error record.
+        let config = ProtocolConfig {
+            max_line_bytes: 8,
+            invalid: InvalidPolicy::Pass,
+            ..ProtocolConfig::default()
+        };
+        let mut processor = processor(config);
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        {
+            let mut pump = Pump::new(
+                &mut processor,
+                &mut out,
+                &mut err,
+                IoOptions::default(),
+                Sources::Connections,
+            );
+            let feeds: [(u64, &[u8]); 8] = [
+                (1, b"{\"a\""),
+                (2, b"{\"b\":1}\n{\"b"),
+                (3, b"0123456"),
+                (1, b":1}\r"),
+                (3, b"789abc"),
+                (2, b"\":2}\n{\"b\":3}"),
+                (1, b"\n{\"a"),
+                (3, b"\n"),
+            ];
+            for (source, data) in feeds {
+                pump.select(source);
+                pump.feed(data, 1).unwrap();
+            }
+            // Source 2 closes: its last line counts. Source 1 is dropped at the stop.
+            pump.select(2);
+            pump.close(None).unwrap();
+            pump.stop_all().unwrap();
+            pump.sink.flush().unwrap();
+            assert_eq!(pump.discarded_bytes, 3);
+            assert!(pump.parked.is_empty());
+        }
+        assert_eq!(
+            lines(&out),
+            [
+                r#"{"b":1}"#,
+                r#"{"b":2}"#,
+                r#"{"a":1}"#,
+                r#"{"message":"01234567","vigil":{"error":"too_long"}}"#,
+                r#"{"b":3}"#,
+            ]
+        );
+        let err = String::from_utf8(err).unwrap();
+        assert!(err.contains(r#""connection":3"#), "{err}");
+        assert!(err.contains(r#""connection":1"#), "{err}");
+    }
+
+    #[test]
     fn reports_are_rate_limited_per_kind() {
         let mut err = Vec::new();
         let mut reporter = Reporter::new(&mut err);
@@ -974,11 +1261,11 @@ mod tests {
             kind: ErrorKind::InvalidUtf8,
             detail: "y".to_string(),
         };
-        reporter.line_error(&json, 1, start);
-        reporter.line_error(&json, 2, start + Duration::from_millis(10));
-        reporter.line_error(&utf8, 3, start + Duration::from_millis(20));
-        reporter.line_error(&json, 4, start + Duration::from_millis(999));
-        reporter.line_error(&json, 5, start + Duration::from_millis(1000));
+        reporter.line_error(&json, 1, None, start);
+        reporter.line_error(&json, 2, None, start + Duration::from_millis(10));
+        reporter.line_error(&utf8, 3, None, start + Duration::from_millis(20));
+        reporter.line_error(&json, 4, None, start + Duration::from_millis(999));
+        reporter.line_error(&json, 5, None, start + Duration::from_millis(1000));
         let reports: Vec<serde_json::Value> = String::from_utf8(err)
             .unwrap()
             .lines()

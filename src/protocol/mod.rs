@@ -14,6 +14,7 @@
 //!   (or, with `--invalid pass`, the raw bytes), counted per kind.
 
 pub mod io;
+pub mod listen;
 
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -345,6 +346,15 @@ impl Processor {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Replaces the engine (a hot reload) and returns the old one. Call it only between lines
+    /// (a `Housekeeping` tick): the next line is evaluated by the new engine. The matching
+    /// threads take the matcher afresh for every chunk, so they follow at once; the matching
+    /// scratch, sized for the old rules, starts over.
+    pub fn replace_engine(&mut self, engine: Engine) -> Engine {
+        self.scratch = MatchScratch::default();
+        std::mem::replace(&mut self.engine, engine)
     }
 
     pub fn config(&self) -> &ProtocolConfig {

@@ -760,7 +760,7 @@ fn path_ok(root: &serde_json::Value, path: &ir::FieldPath) -> bool {
         };
         let next = match map.get(seg.as_str()) {
             Some(v) => v,
-            None => return !map.keys().any(|k| k.to_lowercase() == seg.to_lowercase()),
+            None => return !map.keys().any(|k| super::value::same_lower(k, seg)),
         };
         let last = i + 1 == path.segments.len();
         match next {

@@ -18,6 +18,7 @@ mod lexer;
 mod lower;
 mod native;
 mod necessary;
+mod outputs;
 mod parser;
 mod udm;
 mod value;
@@ -334,6 +335,12 @@ impl Module {
         &self.path
     }
 
+    /// The module's code as a stable text (its syntax tree), for fingerprinting a rule's
+    /// definition (`--state`, hot reload): two modules with the same text behave the same.
+    pub fn definition_text(&self) -> String {
+        format!("{:?}", self.body)
+    }
+
     /// True when the module defines a top-level function `name`.
     pub fn has_function(&self, name: &str) -> bool {
         self.functions.contains(name)
@@ -366,6 +373,13 @@ impl Module {
     /// See `necessary.rs`.
     pub fn necessary(&self, name: &str) -> crate::ir::Expr {
         necessary::necessary_condition(&self.body, name, &[])
+    }
+
+    /// The keys the function `name` (`alert_context`) may return, read from its syntax, and
+    /// whether the list is complete; `None` when the module has no such function. See
+    /// `outputs.rs`.
+    pub fn returned_keys(&self, name: &str) -> Option<(Vec<String>, bool)> {
+        outputs::returned_keys(&self.body, name)
     }
 
     /// [`Module::necessary`], trusting none of the module-level names in `mocked` (a test's

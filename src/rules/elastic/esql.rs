@@ -16,7 +16,8 @@
 //!   null semantics.
 //! - `STATS agg, ... BY key, ...` then `WHERE <one aggregate> >= | > | == N`: a windowed
 //!   correlation per `BY` group (`count(*)`: event count; `count(x)`: count of events where
-//!   `x` is not null; `count_distinct(x)`: distinct non-null values). A `BY` key or an
+//!   `x` is not null; `count_distinct(x)`: distinct non-null values; `sum(expr)`: the sum of
+//!   the non-null values of an expression, a `value_sum` correlation). A `BY` key or an
 //!   aggregate argument may be a computed column or an expression (`BY w = DATE_TRUNC(...)`):
 //!   the correlator reads its value per event. `values`, `min`, `max` only add output columns
 //!   and do not change when a group qualifies. Without a `WHERE`, every group qualifies
@@ -30,10 +31,13 @@
 //! as in ES|QL (it is only assignment; equality is `==`). Unsupported (reported, each with
 //! its reason): `LOOKUP`, `ENRICH`, `MV_EXPAND`, `INLINESTATS`, `KQL()`, `MV_*` functions,
 //! "fewer than" conditions (`<`, `<=`, `!=` over an aggregate: a stream cannot know a window
-//! closed), other combinations of aggregate conditions, `SUM`/`AVG` and filtered aggregates,
+//! closed), other combinations of aggregate conditions, `SUM` of a bare field (it may hold
+//! several values), `AVG` and filtered aggregates,
 //! `EVAL` after `STATS`, `NOW()` outside the window filter (a stream has no query run time),
-//! `DATE_FORMAT` (locale-dependent Java patterns), calendar `DATE_TRUNC` units, `DISSECT`
-//! modifiers, grok pattern names other than the few translated, and functions not listed.
+//! `DATE_FORMAT` without a literal pattern or with pattern letters that print locale text
+//! (`eval::java_date` formats the rest exactly, in Elasticsearch's default `Locale.US`),
+//! calendar `DATE_TRUNC` units, `DISSECT` modifiers, grok pattern names other than the few
+//! translated, and functions not listed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -45,6 +49,7 @@ use crate::ir::{
 
 use super::eql::lucene_regex;
 use super::{Lookback, LowerError, MAX_QUERY_DEPTH, Pattern, ecs_field, pattern_expr};
+use crate::eval::java_date::JavaDatePattern;
 
 /// A lowered ES|QL query.
 #[derive(Debug)]
@@ -63,6 +68,8 @@ pub struct Stats {
     pub computed: Vec<(String, ValueExpr)>,
     /// `count_distinct(field)` when the condition counts distinct values; `None` for counts.
     pub distinct_of: Option<String>,
+    /// The computed column a `SUM` condition adds up (in `computed`); `None` otherwise.
+    pub sum_of: Option<String>,
     pub condition: Vec<(CmpOp, f64)>,
 }
 
@@ -120,6 +127,7 @@ pub fn lower(query: &str) -> Result<Lowered, LowerError> {
             by: stats.by,
             computed: stats.computed,
             distinct_of: stats.distinct_of,
+            sum_of: stats.sum_of,
             condition: stats.condition,
         }),
         window: state.window,
@@ -270,6 +278,7 @@ struct StatsState {
     /// Aggregate names: (name, kind, argument).
     aggregates: Vec<(String, Agg, Option<AggArg>)>,
     distinct_of: Option<String>,
+    sum_of: Option<String>,
     condition: Vec<(CmpOp, f64)>,
     conditioned: bool,
 }
@@ -285,6 +294,8 @@ enum Agg {
     CountAll,
     Count,
     CountDistinct,
+    /// `sum(expr)` of a computed value: null rows are skipped, as ES|QL does.
+    Sum,
     /// `values`, `min`, `max`: output columns only.
     Column,
 }
@@ -544,6 +555,12 @@ impl State {
                 ("count", None) => Agg::CountAll,
                 ("count", Some(_)) => Agg::Count,
                 ("count_distinct", Some(_)) => Agg::CountDistinct,
+                // A bare field may hold several values, whose sum ES|QL defines over every
+                // value; an expression of fields is single-valued (arithmetic on a
+                // multivalued field is null), which the correlator's number reading matches.
+                ("sum", Some(AggArg { value, .. })) if !matches!(value, ValueExpr::Field(_)) => {
+                    Agg::Sum
+                }
                 // Output columns only: they never decide when a group qualifies.
                 ("values" | "min" | "max", Some(_)) => Agg::Column,
                 _ => {
@@ -584,6 +601,7 @@ impl State {
             computed,
             aggregates,
             distinct_of: None,
+            sum_of: None,
             condition: vec![(CmpOp::Gte, 1.0)],
             conditioned: false,
         });
@@ -667,6 +685,12 @@ impl State {
                     if !matches!(arg.value, ValueExpr::Field(_)) {
                         stats.computed.push((arg.name.clone(), arg.value.clone()));
                     }
+                }
+            }
+            Agg::Sum => {
+                if let Some(arg) = field {
+                    stats.sum_of = Some(arg.name.clone());
+                    stats.computed.push((arg.name.clone(), arg.value.clone()));
                 }
             }
             Agg::Column => {
@@ -1819,10 +1843,28 @@ impl ValueParser<'_, '_> {
                 ));
             }
             "date_format" => {
-                return Err(LowerError::unsupported(
-                    name.offset,
-                    "ES|QL DATE_FORMAT (Java date patterns are locale-dependent: 'YYYY' is the week-based year, 'mm' the minute)",
-                ));
+                // The pattern must be a literal so that it is checked here: only patterns
+                // formatted exactly load (see `eval::java_date`).
+                if args.len() == 1 {
+                    return Err(LowerError::unsupported(
+                        name.offset,
+                        "ES|QL DATE_FORMAT without a pattern (the default format)",
+                    ));
+                }
+                arity(2, 2)?;
+                let ValueExpr::Lit(Literal::Str(pattern)) = &args[0] else {
+                    return Err(LowerError::unsupported(
+                        name.offset,
+                        "ES|QL DATE_FORMAT with a pattern that is not a string literal",
+                    ));
+                };
+                if let Err(reason) = JavaDatePattern::parse(pattern) {
+                    return Err(LowerError::unsupported(
+                        name.offset,
+                        format!("ES|QL DATE_FORMAT: {reason}"),
+                    ));
+                }
+                Func::DateFormat
             }
             _ => {
                 return Err(LowerError::unsupported(
@@ -1842,7 +1884,7 @@ impl ValueParser<'_, '_> {
             Func::StartsWith | Func::EndsWith => arity(2, 2)?,
             Func::Substring => arity(2, 3)?,
             Func::Concat | Func::Coalesce => arity(1, usize::MAX)?,
-            Func::DateTrunc { .. } => {}
+            Func::DateTrunc { .. } | Func::DateFormat => {}
         }
         Ok(ValueExpr::Call(func, args))
     }
@@ -1996,9 +2038,14 @@ mod tests {
         )
         .contains("calendar unit"));
         assert!(
-            unsupported("from logs-aws.cloudtrail-* | eval d = date_format(\"YYYY\", @timestamp)")
-                .contains("DATE_FORMAT")
+            unsupported("from logs-aws.cloudtrail-* | eval d = date_format(\"MMM\", @timestamp)")
+                .contains("'MMM'")
         );
+        assert!(
+            unsupported("from logs-aws.cloudtrail-* | eval d = date_format(@timestamp)")
+                .contains("without a pattern")
+        );
+        assert!(lower("from logs-aws.cloudtrail-* | eval d = date_format(\"YYYY-mm-dd\", @timestamp) | stats c = count(*) by d").is_ok());
         assert!(
             unsupported("from logs-aws.cloudtrail-* | stats s = sum(x) by a | where s > 1")
                 .contains("SUM")
@@ -2067,6 +2114,35 @@ mod tests {
         assert!(!err.unsupported, "{err:?}");
         let err = lower("from logs-aws.cloudtrail-* | where a =~ \"x\"").unwrap_err();
         assert!(err.unsupported && err.message.contains("=~"), "{err:?}");
+    }
+
+    #[test]
+    fn sum_of_an_expression_is_a_value_sum_over_a_computed_column() {
+        let lowered = lower(
+            "from logs-aws.cloudtrail-* | dissect p \"%{}n=%{n},\" \
+             | stats total = sum(to_integer(n) + 1), tries = count(*) by user.name \
+             | where total >= 10",
+        )
+        .unwrap();
+        let stats = lowered.stats.unwrap();
+        assert_eq!(stats.sum_of.as_deref(), Some("to_integer(n)+1"));
+        assert!(
+            stats
+                .computed
+                .iter()
+                .any(|(name, _)| name == "to_integer(n)+1")
+        );
+        assert_eq!(stats.condition, vec![(CmpOp::Gte, 10.0)]);
+        assert_eq!(stats.distinct_of, None);
+        // A SUM that no condition reads is an output column: the count decides.
+        let lowered = lower(
+            "from logs-aws.cloudtrail-* | stats total = sum(to_integer(n)), c = count(*) by a \
+             | where c >= 2",
+        )
+        .unwrap();
+        assert_eq!(lowered.stats.unwrap().sum_of, None);
+        // SUM of a bare field (perhaps multivalued) is not supported.
+        assert!(unsupported("from logs-aws.cloudtrail-* | stats s = sum(x) by a").contains("SUM"));
     }
 
     #[test]

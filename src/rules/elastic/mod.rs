@@ -312,6 +312,69 @@ struct Lowered {
     notes: Vec<Diagnostic>,
 }
 
+/// The columns an ES|QL query's results show, for the rule catalog's output fields: those of
+/// the last `KEEP`, or of the last `STATS` when no `KEEP` follows it (its aggregates' names,
+/// then its `BY` columns); empty with neither. A plain scan of the `|`-separated commands: a
+/// `|` inside a string literal would be misread, which only costs a wrong catalog line.
+fn esql_output_columns(query: &str) -> Vec<String> {
+    for command in query.split('|').rev() {
+        let command = command.trim();
+        let Some((head, rest)) = command.split_once(char::is_whitespace) else {
+            continue;
+        };
+        if head.eq_ignore_ascii_case("keep") {
+            return split_top_level(rest);
+        }
+        if head.eq_ignore_ascii_case("stats") {
+            let lower = rest.to_ascii_lowercase();
+            let (aggregates, by) = match lower.rfind(" by ") {
+                Some(at) => (&rest[..at], &rest[at + 4..]),
+                None => (rest, ""),
+            };
+            let mut columns: Vec<String> = split_top_level(aggregates)
+                .into_iter()
+                .map(|aggregate| match aggregate.split_once('=') {
+                    Some((name, _)) => name.trim().to_string(),
+                    None => aggregate,
+                })
+                .collect();
+            columns.extend(split_top_level(by).into_iter().map(
+                |column| match column.split_once('=') {
+                    Some((name, _)) => name.trim().to_string(),
+                    None => column,
+                },
+            ));
+            return columns;
+        }
+    }
+    Vec::new()
+}
+
+/// Splits on commas outside parentheses, trimming and dropping empty parts.
+fn split_top_level(text: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut depth = 0usize;
+    let mut current = String::new();
+    for c in text.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                parts.push(std::mem::take(&mut current));
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    parts.push(current);
+    parts
+        .into_iter()
+        .map(|part| part.trim().to_string())
+        .filter(|part| !part.is_empty())
+        .collect()
+}
+
 fn get_str<'t>(table: &'t toml::Table, key: &str) -> Option<&'t str> {
     table.get(key).and_then(toml::Value::as_str)
 }
@@ -357,6 +420,10 @@ fn load_rule(file: &File<'_>, rule: &toml::Table) -> Result<Lowered, Diagnostic>
         references: get_strings(rule, "references"),
         fields: Vec::new(),
         source: file.loc(rule_line),
+        doc: crate::ir::MetaDoc {
+            runbook: get_str(rule, "note").map(|note| note.trim().to_string()),
+            log_types: get_strings(rule, "index"),
+        },
     };
     let rule_type = get_str(rule, "type").unwrap_or("query");
     let language = get_str(rule, "language");
@@ -376,6 +443,10 @@ fn load_rule(file: &File<'_>, rule: &toml::Table) -> Result<Lowered, Diagnostic>
     }
     let query = get_str(rule, "query")
         .ok_or_else(|| with_rule(schema(&format!("'{rule_type}' rule without 'query'"))))?;
+    let mut meta = meta;
+    if language == Some("esql") {
+        meta.fields = esql_output_columns(query);
+    }
     let index = get_strings(rule, "index");
     let logsource = logsource_of(&index);
     let lookback = match get_str(rule, "from") {
@@ -489,6 +560,7 @@ fn load_hunt(file: &File<'_>, hunt: &toml::Table) -> Result<Lowered, Diagnostic>
         references: Vec::new(),
         fields: Vec::new(),
         source: file.loc(line),
+        doc: crate::ir::MetaDoc::default(),
     };
     if queries.is_empty() {
         return Err(schema("hunting query without 'query'").with_rule(id));
@@ -794,11 +866,15 @@ fn lower_esql(meta: Meta, query: esql::Lowered, lookback: Lookback, out: &mut Lo
         Some(stats) => {
             let window = query.window.unwrap_or(lookback);
             out.rules.push(base_rule(&meta, logsource, query.filter));
-            let kind = match stats.distinct_of {
-                Some(field) => CorrelationKind::ValueCount {
+            let kind = match (stats.distinct_of, stats.sum_of) {
+                (Some(field), _) => CorrelationKind::ValueCount {
                     field: ecs_field(&field),
                 },
-                None => CorrelationKind::EventCount,
+                // A computed column: the correlator reads it by name from `computed`.
+                (None, Some(column)) => CorrelationKind::ValueSum {
+                    field: crate::ir::FieldPath::new(&column),
+                },
+                (None, None) => CorrelationKind::EventCount,
             };
             let mut correlation = correlation(meta, kind, stats.by, &window, stats.condition);
             correlation.computed = stats.computed;

@@ -226,3 +226,24 @@ fn parsers_never_panic() {
         }
     }
 }
+
+#[test]
+fn esql_output_columns_are_the_output_fields() {
+    assert_eq!(
+        esql_output_columns(
+            "from logs-aws.cloudtrail-* | where a == \"x\" | keep @timestamp, user.name ,event.action"
+        ),
+        ["@timestamp", "user.name", "event.action"]
+    );
+    assert_eq!(
+        esql_output_columns("from x | keep a | stats c = count(*) by b | KEEP b, c"),
+        ["b", "c"]
+    );
+    assert_eq!(
+        esql_output_columns(
+            "from x | stats n = count_distinct(event.action), values(source.ip) by user.name, w = bucket(@timestamp, 1 hour) | where n > 5"
+        ),
+        ["n", "values(source.ip)", "user.name", "w"]
+    );
+    assert!(esql_output_columns("from x | where a == 1").is_empty());
+}

@@ -4,7 +4,7 @@
 //! What each YAML key becomes:
 //! - `RuleID` → `meta.id`; `DisplayName` → `meta.title` (else the id); `Severity` →
 //!   `meta.severity`; `Description`, `Reference` (→ `references`), `Tags` → `tags`;
-//!   `Runbook` is kept in `references` after `Reference`, since the IR has no runbook slot.
+//!   `Runbook` → `meta.doc.runbook`; `LogTypes` as written → `meta.doc.log_types`.
 //! - `Reports`: `MITRE ATT&CK` entries (`TA0007:T1078`) → `meta.attack`; every other framework
 //!   (`CIS: [3.5]`) → `extra.compliance` as `CIS:3.5`.
 //! - `LogTypes` → `logsource` through [`log_source`] (a table for the types that have a Sigma
@@ -31,8 +31,8 @@ use std::sync::Arc;
 use crate::attack::{self, AttackId};
 use crate::diag::{Code, Diagnostic};
 use crate::ir::{
-    Attack, Expr, Format, LogSource, Meta, Native, Rule, RuleExtra, RuleTest, Severity, SourceLoc,
-    Threshold,
+    Attack, Expr, Format, LogSource, Meta, MetaDoc, Native, Rule, RuleExtra, RuleTest, Severity,
+    SourceLoc, Threshold,
 };
 use crate::panther_rt::PantherScript;
 use crate::rules::yaml::{self, Node, Value};
@@ -221,7 +221,7 @@ pub(crate) fn loc(path: &str, line: u32) -> SourceLoc {
 }
 
 fn lower_rule(path: &str, doc: &Node, module_dir: Option<&Path>) -> Result<Rule, LowerError> {
-    let meta = lower_meta(path, doc)?;
+    let mut meta = lower_meta(path, doc)?;
     let logsource = match doc.get("LogTypes") {
         Some(node) => match node.string_list() {
             Some(types) if !types.is_empty() => log_source(&types),
@@ -266,6 +266,25 @@ fn lower_rule(path: &str, doc: &Node, module_dir: Option<&Path>) -> Result<Rule,
             "a rule needs 'Filename' (a Python module) or 'Detection' (a simple detection)",
         ));
     }
+    if let Some(module) = script.as_ref().filter(|module| module.has_function("rule")) {
+        // For people reading the rule (the catalog): `rule()` lowered exactly, with the YAML
+        // detection parts, or else the admission that `expr` is only a necessary condition.
+        extra.logic = match module.lower("rule") {
+            Ok(lowered) => {
+                let mut exact = parts.clone();
+                exact.push(lowered);
+                crate::ir::Logic::Lowered {
+                    expr: Expr::and(exact),
+                    precondition: "on events where every field rule() reads is absent, null \
+                                   or a string (as in CloudTrail records)"
+                        .to_string(),
+                }
+            }
+            Err(reason) => crate::ir::Logic::NecessaryOnly {
+                reason: format!("rule() does not lower into the IR: {reason}"),
+            },
+        };
+    }
     if let Some(module) = &script {
         // `rule()` must hold for a match, so a necessary condition of it may join `expr`: the
         // index then skips the rule on events that cannot match (the native code still
@@ -283,6 +302,21 @@ fn lower_rule(path: &str, doc: &Node, module_dir: Option<&Path>) -> Result<Rule,
         Some(node) => lower_alert_context(node)?,
         None => Vec::new(),
     };
+    // What a match carries, for the catalog: the keys of `alert_context()`, read from its
+    // syntax (with a note when some are computed), else the simple detection's `AlertContext`.
+    match script
+        .as_ref()
+        .and_then(|module| module.returned_keys("alert_context"))
+    {
+        Some((keys, complete)) => {
+            meta.fields = keys;
+            if !complete {
+                meta.fields
+                    .push("(more keys, computed when the rule runs)".to_string());
+            }
+        }
+        None => meta.fields = alert_context.iter().map(|(name, _)| name.clone()).collect(),
+    }
     let description = match &script {
         Some(_) => format!("python rule() in {}", sibling_display(path, doc)),
         None => "panther alert title/context".to_string(),
@@ -440,7 +474,10 @@ pub(crate) fn lower_meta(path: &str, doc: &Node) -> Result<Meta, LowerError> {
     attack.normalize();
     let mut references = Vec::new();
     references.extend(text("Reference")?.filter(|r| !r.trim().is_empty()));
-    references.extend(text("Runbook")?.filter(|r| !r.trim().is_empty()));
+    let log_types = match doc.get("LogTypes") {
+        Some(node) => node.string_list().unwrap_or_default(),
+        None => Vec::new(),
+    };
     Ok(Meta {
         id,
         name: None,
@@ -453,6 +490,12 @@ pub(crate) fn lower_meta(path: &str, doc: &Node) -> Result<Meta, LowerError> {
         references,
         fields: Vec::new(),
         source: loc(path, doc.line),
+        doc: MetaDoc {
+            runbook: text("Runbook")?
+                .map(|r| r.trim().to_string())
+                .filter(|r| !r.is_empty()),
+            log_types,
+        },
     })
 }
 

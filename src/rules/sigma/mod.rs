@@ -19,7 +19,9 @@ pub mod strings;
 
 use crate::attack::{self, AttackId};
 use crate::diag::{Code, Diagnostic};
-use crate::ir::{Attack, Expr, Format, LogSource, Meta, Rule, RuleExtra, Severity, SourceLoc};
+use crate::ir::{
+    Attack, Expr, Format, LogSource, Meta, MetaDoc, Rule, RuleExtra, Severity, SourceLoc,
+};
 use crate::rules::yaml::{self, Node, Value};
 
 use super::{LoadOptions, Loaded};
@@ -315,6 +317,7 @@ pub(super) fn lower_meta(path: &str, doc: &Node) -> Result<Meta, LowerError> {
         references: list("references")?,
         fields: list("fields")?,
         source: loc(path, doc.line),
+        doc: MetaDoc::default(),
     })
 }
 
