@@ -62,3 +62,20 @@ value = "now-0h"
     let (n_correlations, _) = load_and_run("zero.toml", rule);
     assert_eq!(n_correlations, 1);
 }
+
+/// `processor`, crash-0fb68886ea6fd716b6666035390eafdbb844d389: not a vigil crash but the
+/// target's own check. A number beyond the range of f64 is valid JSON that serde_json cannot
+/// hold; in a field no rule reads, the line passes unchanged (as `vigil::event` documents), so
+/// the target now accepts an unchanged line that serde_json refuses only for that reason.
+#[test]
+fn out_of_range_number_in_an_unread_field_passes_unchanged() {
+    let line = br#"{"n": -3222222222222222222222222222e22222222222222}"#;
+    let loaded = vigil::rules::load_default_pack(LoadOptions::default());
+    let (engine, _) = Engine::new(loaded.set, EngineConfig::new(Limits::default()));
+    let mut processor = Processor::new(engine, ProtocolConfig::default());
+    let mut out = Vec::new();
+    processor.process_line(line, 1_893_456_000_000, &mut out);
+    assert_eq!(&out[..out.len() - 1], line);
+    let err = serde_json::from_slice::<serde_json::Value>(line).unwrap_err();
+    assert!(err.to_string().contains("number out of range"), "{err}");
+}

@@ -61,15 +61,19 @@ pub fn check_lines(processor: &mut Processor, input: &[u8]) {
             Some(&b'\n'),
             "an output line ends with a newline"
         );
-        let value: serde_json::Value = match serde_json::from_slice(&out) {
-            Ok(value) => value,
-            Err(err) => panic!("output line is not JSON ({err}): {out:?}"),
-        };
-        assert!(value.is_object(), "output line is not a JSON object");
         let body = &out[..out.len() - 1];
         let unchanged = body == line
             || body == line.strip_suffix(b"\r").unwrap_or(line)
             || body.strip_prefix(b"\xef\xbb\xbf".as_slice()) == Some(line);
+        let value: serde_json::Value = match serde_json::from_slice(&out) {
+            Ok(value) => value,
+            // A number beyond the range of f64 is valid JSON that serde_json cannot hold; a
+            // line with one in a field no rule reads passes unchanged, as `vigil::event`
+            // documents (found by this target).
+            Err(err) if unchanged && err.to_string().contains("number out of range") => continue,
+            Err(err) => panic!("output line is not JSON ({err}): {out:?}"),
+        };
+        assert!(value.is_object(), "output line is not a JSON object");
         if !unchanged {
             assert!(
                 value.get(&field).is_some(),
