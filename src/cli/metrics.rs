@@ -43,6 +43,8 @@ pub struct Snapshot {
     pub lines_out: u64,
     pub events: u64,
     pub matched: u64,
+    /// Enrichment objects written truncated (`--max-enrichment-bytes`).
+    pub enrichments_truncated: u64,
     pub bytes_in: u64,
     /// Per error kind, in [`ErrorKind::ALL`] order.
     pub errors: Vec<(&'static str, u64)>,
@@ -105,6 +107,7 @@ impl Snapshot {
             lines_out: counters.lines_out,
             events: counters.events,
             matched: counters.matched,
+            enrichments_truncated: counters.enrichments_truncated,
             bytes_in: counters.bytes_in,
             errors: ErrorKind::ALL
                 .iter()
@@ -162,6 +165,7 @@ impl Snapshot {
             "lines_out": self.lines_out,
             "events": self.events,
             "matched": self.matched,
+            "enrichments_truncated": self.enrichments_truncated,
             "bytes_in": self.bytes_in,
             "errors": errors,
             "rule_hits": map(&self.rule_hits),
@@ -262,6 +266,7 @@ impl Snapshot {
             lines_out: 0,
             events: 0,
             matched: 0,
+            enrichments_truncated: 0,
             bytes_in: 0,
             errors: Vec::new(),
             rule_hits: Vec::new(),

@@ -226,6 +226,13 @@ struct RunArgs {
     /// N bytes of one line are ever buffered.
     #[arg(long, value_name = "N", default_value_t = 1024 * 1024, value_parser = parse_positive)]
     max_line_bytes: usize,
+    /// Largest enrichment object added to one event, in bytes. A larger one (many matches, or
+    /// rule code returning a huge `alert_context`) is written without the rule-code outputs
+    /// (`context`, `dedup`), or as the summary alone, with `"truncated": true`; counted in
+    /// `--stats` (`enrichments_truncated`).
+    #[arg(long, value_name = "N", default_value_t = crate::protocol::DEFAULT_MAX_ENRICHMENT_BYTES,
+          value_parser = parse_positive)]
+    max_enrichment_bytes: usize,
     /// What to write for a line that is not a JSON object (or is too long): `wrap` writes a
     /// valid JSON error record `{"message": <text>, "vigil": {"error": <kind>}}`; `pass`
     /// writes the line's bytes unchanged.
@@ -597,6 +604,8 @@ mod tests {
         assert_eq!(cli.run.max_groups, 100_000);
         assert_eq!(cli.run.field, "vigil");
         assert!(parse(&["--max-line-bytes", "0"]).is_err());
+        assert_eq!(cli.run.max_enrichment_bytes, 262_144);
+        assert!(parse(&["--max-enrichment-bytes", "0"]).is_err());
         assert!(parse(&["--max-groups", "-1"]).is_err());
         assert!(parse(&["--max-group-entries", "ten"]).is_err());
         assert!(parse(&["--field", ""]).is_err());

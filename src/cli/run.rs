@@ -77,6 +77,7 @@ pub(super) fn run(args: RunArgs) -> u8 {
         // One thread unless asked: on the 2-core machine we measure on, the matching pool
         // costs more than it saves (README, "Benchmarks"), so it is opt-in until it wins.
         threads: args.threads.unwrap_or(1),
+        max_enrichment_bytes: args.max_enrichment_bytes,
     };
     // The state file is read before the first line; reloads and saves run at line boundaries.
     let lifecycle = Lifecycle::start(

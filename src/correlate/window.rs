@@ -157,19 +157,21 @@ impl Window {
         // Entries are kept one timespan longer than the late-event horizon: a late entry at
         // `t > newest - timespan` is evaluated in windows reaching back to `t - timespan`,
         // which may hold entries older than the horizon. Only those at or before
-        // `newest - 2 * timespan` can share no window with any entry still accepted. The new
-        // entry is never expired itself, so every expired entry sits before it.
+        // `newest - 2 * timespan` can share no window with any entry still accepted. With a
+        // positive timespan the new entry is never expired itself, so every expired entry sits
+        // before it; with a zero timespan (an Elastic `now-0h` history window) it may be among
+        // them, and is then not kept.
         let expiry = newest
             .saturating_sub(timespan_ms)
             .saturating_sub(timespan_ms);
         let expired = self.entries.partition_point(|e| e.time_ms <= expiry);
         self.entries.drain(..expired);
-        let position = at - expired;
+        let position = at.checked_sub(expired);
 
         let excess = self.entries.len().saturating_sub(max_entries.max(1));
         self.entries.drain(..excess);
         let dropped = excess as u64;
-        let kept = position >= excess;
+        let kept = position.is_some_and(|position| position >= excess);
         Inserted {
             too_late: false,
             dropped,

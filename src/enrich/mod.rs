@@ -34,6 +34,15 @@ struct Enrichment<'a> {
     correlations: Vec<CorrelationEntry<'a>>,
     tactics: Vec<&'a str>,
     techniques: Vec<&'a str>,
+    /// Set when the object would have been larger than `--max-enrichment-bytes` and parts of
+    /// it were left out (see [`write_enrichment_bounded`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    truncated: bool,
+    /// With `truncated`, when the entries themselves were left out: how many there were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    n_matches: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    n_correlations: Option<usize>,
 }
 
 #[derive(Serialize)]
@@ -86,8 +95,54 @@ struct ErrorMarker<'a> {
     error: &'a str,
 }
 
+/// How much of the enrichment object to write.
+#[derive(Clone, Copy, PartialEq)]
+enum Detail {
+    /// Everything.
+    Full,
+    /// Every entry, without the per-match outputs of rule code (`context`, `dedup`), which are
+    /// the only parts whose size a rule controls.
+    NoOutputs,
+    /// The record-level summary (severity, ATT&CK ids) and the number of entries.
+    Summary,
+}
+
 /// Writes the enrichment object for `detections` (which must not be empty) as JSON.
 pub fn write_enrichment(engine: &Engine, detections: &Detections, out: &mut Vec<u8>) {
+    write_enrichment_with(engine, detections, Detail::Full, out);
+}
+
+/// [`write_enrichment`], keeping the object within `max_bytes` (`--max-enrichment-bytes`): when
+/// the whole object is larger, it is written again without the rule-code outputs (`context`,
+/// `dedup`), and when that is still too large, as the summary alone with the entry counts; both
+/// carry `"truncated": true`. Returns whether the object was truncated. The summary is bounded
+/// by the rule set (its severity and ATT&CK ids), not by the event, so a limit of a few
+/// kilobytes always holds.
+pub fn write_enrichment_bounded(
+    engine: &Engine,
+    detections: &Detections,
+    max_bytes: usize,
+    out: &mut Vec<u8>,
+) -> bool {
+    let start = out.len();
+    for detail in [Detail::Full, Detail::NoOutputs] {
+        write_enrichment_with(engine, detections, detail, out);
+        if out.len() - start <= max_bytes {
+            return detail != Detail::Full;
+        }
+        out.truncate(start);
+    }
+    write_enrichment_with(engine, detections, Detail::Summary, out);
+    true
+}
+
+fn write_enrichment_with(
+    engine: &Engine,
+    detections: &Detections,
+    detail: Detail,
+    out: &mut Vec<u8>,
+) {
+    let outputs = detail == Detail::Full;
     let mut severity: Option<Severity> = None;
     let mut tactics: Vec<&str> = Vec::new();
     let mut techniques: Vec<&str> = Vec::new();
@@ -118,8 +173,8 @@ pub fn write_enrichment(engine: &Engine, detections: &Detections, out: &mut Vec<
             tactics: &rule.meta.attack.tactics,
             techniques: &rule.meta.attack.techniques,
             tags: &rule.meta.tags,
-            context: output.and_then(|o| o.context.as_ref()),
-            dedup: output.and_then(|o| o.dedup.as_deref()),
+            context: output.filter(|_| outputs).and_then(|o| o.context.as_ref()),
+            dedup: output.filter(|_| outputs).and_then(|o| o.dedup.as_deref()),
             count: output.and_then(|o| o.threshold_count),
         });
     }
@@ -140,12 +195,24 @@ pub fn write_enrichment(engine: &Engine, detections: &Detections, out: &mut Vec<
     tactics.dedup();
     techniques.sort_unstable();
     techniques.dedup();
+    let summary = detail == Detail::Summary;
+    let (n_matches, n_correlations) = match summary {
+        true => (Some(matches.len()), Some(correlations.len())),
+        false => (None, None),
+    };
+    if summary {
+        matches.clear();
+        correlations.clear();
+    }
     let enrichment = Enrichment {
         severity: severity.map(Severity::as_str),
         matches,
         correlations,
         tactics,
         techniques,
+        truncated: detail != Detail::Full,
+        n_matches,
+        n_correlations,
     };
     // Serializing plain structs of strings, numbers and maps into a Vec cannot fail.
     let _ = serde_json::to_writer(out, &enrichment);

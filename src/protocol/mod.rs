@@ -51,7 +51,14 @@ pub struct ProtocolConfig {
     /// Threads that decode and match lines (`--threads`); 1 keeps everything on the calling
     /// thread. Correlation, counters and output stay on the calling thread, in input order.
     pub threads: usize,
+    /// Largest enrichment object written for one event (`--max-enrichment-bytes`); a larger
+    /// one is written truncated (see `enrich::write_enrichment_bounded`).
+    pub max_enrichment_bytes: usize,
 }
+
+/// Default of [`ProtocolConfig::max_enrichment_bytes`]: far above what any real match writes
+/// (a few hundred bytes a match), far below what rule code could make it.
+pub const DEFAULT_MAX_ENRICHMENT_BYTES: usize = 256 * 1024;
 
 impl Default for ProtocolConfig {
     fn default() -> ProtocolConfig {
@@ -63,6 +70,7 @@ impl Default for ProtocolConfig {
             payload: Vec::new(),
             unwrap: None,
             threads: 1,
+            max_enrichment_bytes: DEFAULT_MAX_ENRICHMENT_BYTES,
         }
     }
 }
@@ -122,6 +130,8 @@ pub struct Counters {
     pub matched: u64,
     pub bytes_in: u64,
     pub errors: [u64; ErrorKind::ALL.len()],
+    /// Enrichment objects written truncated (`--max-enrichment-bytes`).
+    pub enrichments_truncated: u64,
 }
 
 impl Counters {
@@ -664,7 +674,13 @@ impl Processor {
         self.counters.events += 1;
         if !self.detections.is_empty() {
             self.counters.matched += 1;
-            enrich::write_enrichment(&self.engine, &self.detections, &mut self.enrichment);
+            let truncated = enrich::write_enrichment_bounded(
+                &self.engine,
+                &self.detections,
+                self.config.max_enrichment_bytes,
+                &mut self.enrichment,
+            );
+            self.counters.enrichments_truncated += u64::from(truncated);
         }
         false
     }

@@ -8,8 +8,27 @@ use super::PyDiag;
 use super::ast::*;
 use super::lexer::{Tok, Token, tokenize};
 
+/// The largest module source accepted (the largest Panther module of the corpus is 35 KB).
+pub const MAX_SOURCE_BYTES: usize = 1 << 20;
+
+/// The most tokens in one module: the AST has at most about one node per token, so this
+/// bounds the AST's size (and the work of every pass over it) whatever the source's shape.
+pub const MAX_TOKENS: usize = 200_000;
+
 pub fn parse_module(src: &str) -> Result<Vec<Stmt>, PyDiag> {
+    if src.len() > MAX_SOURCE_BYTES {
+        return Err(PyDiag {
+            line: 1,
+            message: format!("unsupported: module larger than {MAX_SOURCE_BYTES} bytes"),
+        });
+    }
     let tokens = tokenize(src)?;
+    if tokens.len() > MAX_TOKENS {
+        return Err(PyDiag {
+            line: tokens.get(MAX_TOKENS).map_or(1, |t| t.line),
+            message: format!("unsupported: module of more than {MAX_TOKENS} tokens"),
+        });
+    }
     let mut p = Parser {
         tokens,
         pos: 0,
@@ -812,12 +831,17 @@ impl Parser {
             return self.factor();
         }
         let mut left = self.binary_level(level + 1)?;
+        // A chain `a + b + c ...` is parsed by a loop but builds a left-deep tree, and every
+        // later walk of the tree recurses once per link: the chain counts as nesting.
+        let mut n_links = 0;
         'outer: loop {
             if self.is_op("@") {
                 return Err(self.error("unsupported: matrix multiplication"));
             }
             for (op, bop) in LEVELS[level] {
                 if self.is_op(op) {
+                    n_links += 1;
+                    self.check_chain(n_links)?;
                     self.advance();
                     let right = self.binary_level(level + 1)?;
                     left = Expr::Bin(*bop, Box::new(left), Box::new(right));
@@ -877,9 +901,27 @@ impl Parser {
         Ok(base)
     }
 
+    /// Refuses a left-deep chain (operators, calls, subscripts, attributes) of `n_links` links
+    /// that would take the tree past [`MAX_NESTING`] levels.
+    fn check_chain(&self, n_links: usize) -> Result<(), PyDiag> {
+        if self.depth + n_links > MAX_NESTING {
+            return Err(self.error(format!(
+                "unsupported: nesting deeper than {MAX_NESTING} levels"
+            )));
+        }
+        Ok(())
+    }
+
     fn atom_expr(&mut self) -> Result<Expr, PyDiag> {
         let mut e = self.atom()?;
+        // Each postfix wraps the tree built so far: a chain counts as nesting (see
+        // `binary_level`).
+        let mut n_links = 0;
         loop {
+            if self.is_op("(") || self.is_op("[") || self.is_op(".") {
+                n_links += 1;
+                self.check_chain(n_links)?;
+            }
             if self.eat_op("(") {
                 let args = self.call_args()?;
                 self.expect_op(")")?;

@@ -17,6 +17,11 @@ use std::path::{Path, PathBuf};
 use crate::diag::{Code, Diagnostic};
 use crate::ir::{Meta, RuleSet, SourceLoc};
 
+/// The largest rule file (or Python module) a loader reads. The largest rule of the corpus is
+/// under 40 KB; the bound keeps a hostile file from costing more than a few times its size in
+/// parse trees before any other limit applies.
+pub const MAX_RULE_FILE_BYTES: usize = 1 << 20;
+
 /// Options shared by the loaders.
 #[derive(Clone, Debug, Default)]
 pub struct LoadOptions {
@@ -85,6 +90,17 @@ impl Loader {
     /// Loads one in-memory source; `path` is only used in diagnostics and to pick the format.
     pub fn add_source(&mut self, path: &str, text: &str) {
         self.loaded.files += 1;
+        if text.len() > MAX_RULE_FILE_BYTES {
+            self.loaded.diagnostics.push(Diagnostic::error(
+                Code::Unsupported,
+                SourceLoc {
+                    path: path.to_string(),
+                    line: None,
+                },
+                format!("rule file larger than {MAX_RULE_FILE_BYTES} bytes"),
+            ));
+            return;
+        }
         match extension(path) {
             // A Panther spec has a top-level `AnalysisType:`; any other YAML is Sigma.
             Some("yml" | "yaml") if panther::is_panther(text) => {

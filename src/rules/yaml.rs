@@ -40,13 +40,70 @@ pub struct SyntaxError {
     pub message: String,
 }
 
+/// The deepest nesting of sequences and mappings accepted in a rule file. saphyr builds its
+/// tree without recursion, but dropping it and converting it into [`Node`] recurse once per
+/// level, so a deeper document is refused before it is built; real rules nest under ten levels.
+pub const MAX_DEPTH: usize = 64;
+
+/// The most documents (`---` separated) one rule file may hold. A Sigma file holds a rule and
+/// its correlations or filters; the bound keeps a file from becoming thousands of rules.
+pub const MAX_DOCUMENTS: usize = 1_000;
+
+/// The most nodes (scalars, sequences, mappings and aliases) in one rule file: the tree costs
+/// about a hundred bytes a node, so this bounds its memory whatever the file's shape.
+pub const MAX_NODES: usize = 1_000_000;
+
 /// Parses every document of a (possibly multi-document) YAML text.
+///
+/// Billion laughs: saphyr's loader expands aliases, but stops at its node budget with an error
+/// (checked in `tests/limits.rs`), and a document with any alias left is refused (see
+/// `convert`); [`MAX_NODES`] counts an alias as one node, before any expansion.
 pub fn parse_documents(text: &str) -> Result<Vec<Node>, SyntaxError> {
+    check_shape(text)?;
     let docs = MarkedYamlOwned::load_from_str(text).map_err(|err| SyntaxError {
         line: line_of(err.marker().line()),
         message: err.info().to_string(),
     })?;
     docs.into_iter().map(convert).collect()
+}
+
+/// Streams the text's parse events once, without building a tree, and refuses a document
+/// nested deeper than [`MAX_DEPTH`], more than [`MAX_DOCUMENTS`] documents or more than
+/// [`MAX_NODES`] nodes. A syntax error is left for the real parse to report.
+fn check_shape(text: &str) -> Result<(), SyntaxError> {
+    use saphyr_parser::{Event, Parser};
+    let mut depth = 0usize;
+    let mut n_documents = 0usize;
+    let mut n_nodes = 0usize;
+    for event in Parser::new_from_str(text) {
+        let Ok((event, span)) = event else {
+            return Ok(());
+        };
+        let line = line_of(span.start.line());
+        let refuse = |message: String| Err(SyntaxError { line, message });
+        match event {
+            Event::DocumentStart(_) => {
+                n_documents += 1;
+                if n_documents > MAX_DOCUMENTS {
+                    return refuse(format!("more than {MAX_DOCUMENTS} YAML documents"));
+                }
+            }
+            Event::SequenceStart(..) | Event::MappingStart(..) => {
+                depth += 1;
+                n_nodes += 1;
+                if depth > MAX_DEPTH {
+                    return refuse(format!("YAML nested deeper than {MAX_DEPTH} levels"));
+                }
+            }
+            Event::SequenceEnd | Event::MappingEnd => depth = depth.saturating_sub(1),
+            Event::Scalar(..) | Event::Alias(_) => n_nodes += 1,
+            _ => {}
+        }
+        if n_nodes > MAX_NODES {
+            return refuse(format!("more than {MAX_NODES} YAML nodes"));
+        }
+    }
+    Ok(())
 }
 
 fn line_of(line: usize) -> u32 {

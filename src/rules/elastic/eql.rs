@@ -21,7 +21,9 @@
 
 use crate::ir::{CmpOp, Expr, FieldPath, Predicate, Regex, StrKind, StrMatch};
 
-use super::{Lookback, LowerError, Pattern, ecs_field, parse_duration, pattern_expr};
+use super::{
+    Lookback, LowerError, MAX_QUERY_DEPTH, Pattern, ecs_field, parse_duration, pattern_expr,
+};
 
 /// A lowered EQL query.
 #[derive(Debug)]
@@ -47,6 +49,7 @@ pub fn lower(query: &str, category_field: &str) -> Result<Lowered, LowerError> {
         pos: 0,
         category_field,
         end: query.len(),
+        depth: 0,
     };
     let lowered = if parser.peek_word("sequence") {
         Lowered::Sequence(parser.sequence()?)
@@ -238,6 +241,8 @@ struct Parser<'a> {
     pos: usize,
     category_field: &'a str,
     end: usize,
+    /// Nesting of the recursive rules being parsed, bounded by [`MAX_QUERY_DEPTH`].
+    depth: usize,
 }
 
 /// The right-hand side of a comparison.
@@ -429,7 +434,25 @@ impl Parser<'_> {
         Ok(Expr::and(vec![category, condition]))
     }
 
+    /// Runs one level of a recursive rule, refusing to go deeper than [`MAX_QUERY_DEPTH`].
+    fn nested<T>(
+        &mut self,
+        rule: impl FnOnce(&mut Self) -> Result<T, LowerError>,
+    ) -> Result<T, LowerError> {
+        if self.depth >= MAX_QUERY_DEPTH {
+            return Err(LowerError::too_deep(self.offset()));
+        }
+        self.depth += 1;
+        let result = rule(self);
+        self.depth -= 1;
+        result
+    }
+
     fn or_expr(&mut self) -> Result<Expr, LowerError> {
+        self.nested(Self::or_expr_inner)
+    }
+
+    fn or_expr_inner(&mut self) -> Result<Expr, LowerError> {
         let mut items = vec![self.and_expr()?];
         while self.eat_word("or") {
             items.push(self.and_expr()?);
@@ -447,7 +470,7 @@ impl Parser<'_> {
 
     fn not_expr(&mut self) -> Result<Expr, LowerError> {
         if self.eat_word("not") {
-            return Ok(Expr::not(self.not_expr()?));
+            return Ok(Expr::not(self.nested(Self::not_expr)?));
         }
         self.comparison()
     }

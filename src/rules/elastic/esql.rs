@@ -48,7 +48,7 @@ use crate::ir::{
 };
 
 use super::eql::lucene_regex;
-use super::{Lookback, LowerError, Pattern, ecs_field, pattern_expr};
+use super::{Lookback, LowerError, MAX_QUERY_DEPTH, Pattern, ecs_field, pattern_expr};
 use crate::eval::java_date::JavaDatePattern;
 
 /// A lowered ES|QL query.
@@ -328,6 +328,7 @@ impl State {
                     tokens: args,
                     pos: 0,
                     state: self,
+                    depth: 0,
                 };
                 let first = parser
                     .or_expr()
@@ -454,6 +455,7 @@ impl State {
             tokens,
             pos: 0,
             state: self,
+            depth: 0,
         };
         let value = parser.or_expr()?;
         match parser.tokens.get(parser.pos) {
@@ -815,6 +817,8 @@ struct ExprParser<'t, 's> {
     tokens: &'t [Token],
     pos: usize,
     state: &'s mut State,
+    /// Nesting of the recursive rules being parsed, bounded by [`MAX_QUERY_DEPTH`].
+    depth: usize,
 }
 
 impl ExprParser<'_, '_> {
@@ -869,7 +873,25 @@ impl ExprParser<'_, '_> {
         Ok(token)
     }
 
+    /// Runs one level of a recursive rule, refusing to go deeper than [`MAX_QUERY_DEPTH`].
+    fn nested<T>(
+        &mut self,
+        rule: impl FnOnce(&mut Self) -> Result<T, LowerError>,
+    ) -> Result<T, LowerError> {
+        if self.depth >= MAX_QUERY_DEPTH {
+            return Err(LowerError::too_deep(self.offset()));
+        }
+        self.depth += 1;
+        let result = rule(self);
+        self.depth -= 1;
+        result
+    }
+
     fn or_expr(&mut self) -> Result<Cond, LowerError> {
+        self.nested(Self::or_expr_inner)
+    }
+
+    fn or_expr_inner(&mut self) -> Result<Cond, LowerError> {
         let mut items = vec![self.and_expr()?];
         while self.eat_word("or") {
             items.push(self.and_expr()?);
@@ -907,7 +929,7 @@ impl ExprParser<'_, '_> {
 
     fn not_expr(&mut self) -> Result<Cond, LowerError> {
         if self.eat_word("not") {
-            let inner = self.not_expr()?;
+            let inner = self.nested(Self::not_expr)?;
             return Ok(Cond {
                 when_true: inner.when_false,
                 when_false: inner.when_true,
@@ -1417,6 +1439,8 @@ struct ValueParser<'t, 's> {
     tokens: &'t [Token],
     pos: usize,
     state: &'s State,
+    /// Nesting of the recursive rules being parsed, bounded by [`MAX_QUERY_DEPTH`].
+    depth: usize,
 }
 
 impl ValueParser<'_, '_> {
@@ -1466,7 +1490,25 @@ impl ValueParser<'_, '_> {
         Ok(token)
     }
 
+    /// Runs one level of a recursive rule, refusing to go deeper than [`MAX_QUERY_DEPTH`].
+    fn nested<T>(
+        &mut self,
+        rule: impl FnOnce(&mut Self) -> Result<T, LowerError>,
+    ) -> Result<T, LowerError> {
+        if self.depth >= MAX_QUERY_DEPTH {
+            return Err(LowerError::too_deep(self.offset()));
+        }
+        self.depth += 1;
+        let result = rule(self);
+        self.depth -= 1;
+        result
+    }
+
     fn or_expr(&mut self) -> Result<ValueExpr, LowerError> {
+        self.nested(Self::or_expr_inner)
+    }
+
+    fn or_expr_inner(&mut self) -> Result<ValueExpr, LowerError> {
         let mut items = vec![self.and_expr()?];
         while self.eat_word("or") {
             items.push(self.and_expr()?);
@@ -1492,7 +1534,7 @@ impl ValueParser<'_, '_> {
 
     fn not_expr(&mut self) -> Result<ValueExpr, LowerError> {
         if self.eat_word("not") {
-            return Ok(ValueExpr::Not(Box::new(self.not_expr()?)));
+            return Ok(ValueExpr::Not(Box::new(self.nested(Self::not_expr)?)));
         }
         self.comparison()
     }
@@ -1624,6 +1666,9 @@ impl ValueParser<'_, '_> {
 
     fn additive(&mut self) -> Result<ValueExpr, LowerError> {
         let mut left = self.multiplicative()?;
+        // The loop builds a left-deep tree that later walks recurse into: each link counts
+        // as one level of nesting.
+        let mut n_links = 0;
         loop {
             let op = if self.eat_punct("+") {
                 ArithOp::Add
@@ -1632,6 +1677,10 @@ impl ValueParser<'_, '_> {
             } else {
                 return Ok(left);
             };
+            n_links += 1;
+            if self.depth + n_links > MAX_QUERY_DEPTH {
+                return Err(LowerError::too_deep(self.offset()));
+            }
             let right = self.multiplicative()?;
             left = ValueExpr::Arith(op, Box::new(left), Box::new(right));
         }
@@ -1639,6 +1688,9 @@ impl ValueParser<'_, '_> {
 
     fn multiplicative(&mut self) -> Result<ValueExpr, LowerError> {
         let mut left = self.unary()?;
+        // The loop builds a left-deep tree that later walks recurse into: each link counts
+        // as one level of nesting.
+        let mut n_links = 0;
         loop {
             let op = if self.eat_punct("*") {
                 ArithOp::Mul
@@ -1649,6 +1701,10 @@ impl ValueParser<'_, '_> {
             } else {
                 return Ok(left);
             };
+            n_links += 1;
+            if self.depth + n_links > MAX_QUERY_DEPTH {
+                return Err(LowerError::too_deep(self.offset()));
+            }
             let right = self.unary()?;
             left = ValueExpr::Arith(op, Box::new(left), Box::new(right));
         }
@@ -1656,7 +1712,7 @@ impl ValueParser<'_, '_> {
 
     fn unary(&mut self) -> Result<ValueExpr, LowerError> {
         if self.eat_punct("-") {
-            return Ok(ValueExpr::Neg(Box::new(self.unary()?)));
+            return Ok(ValueExpr::Neg(Box::new(self.nested(Self::unary)?)));
         }
         self.primary()
     }

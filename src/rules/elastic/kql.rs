@@ -19,13 +19,14 @@
 
 use crate::ir::{CmpOp, Expr, Predicate};
 
-use super::{LowerError, Pattern, ecs_field, pattern_expr};
+use super::{LowerError, MAX_QUERY_DEPTH, Pattern, ecs_field, pattern_expr};
 
 /// Parses and lowers a KQL query.
 pub fn lower(query: &str) -> Result<Expr, LowerError> {
     let mut parser = Parser {
         text: query,
         pos: 0,
+        depth: 0,
     };
     let expr = parser.or_query(None)?;
     parser.skip_ws();
@@ -38,6 +39,8 @@ pub fn lower(query: &str) -> Result<Expr, LowerError> {
 struct Parser<'a> {
     text: &'a str,
     pos: usize,
+    /// Nesting of the recursive rules being parsed, bounded by [`MAX_QUERY_DEPTH`].
+    depth: usize,
 }
 
 /// A value in a field's value list, before lowering.
@@ -89,8 +92,26 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Runs one level of a recursive rule, refusing to go deeper than [`MAX_QUERY_DEPTH`].
+    fn nested<T>(
+        &mut self,
+        rule: impl FnOnce(&mut Self) -> Result<T, LowerError>,
+    ) -> Result<T, LowerError> {
+        if self.depth >= MAX_QUERY_DEPTH {
+            return Err(LowerError::too_deep(self.pos));
+        }
+        self.depth += 1;
+        let result = rule(self);
+        self.depth -= 1;
+        result
+    }
+
     /// `or_query` over clauses; `field` is set inside `field: { ... }`.
     fn or_query(&mut self, field: Option<&str>) -> Result<Expr, LowerError> {
+        self.nested(|parser| parser.or_query_inner(field))
+    }
+
+    fn or_query_inner(&mut self, field: Option<&str>) -> Result<Expr, LowerError> {
         let mut items = vec![self.and_query(field)?];
         while self.keyword("or") {
             items.push(self.and_query(field)?);
@@ -231,6 +252,10 @@ impl<'a> Parser<'a> {
     }
 
     fn value_or(&mut self) -> Result<ValueTree, LowerError> {
+        self.nested(Self::value_or_inner)
+    }
+
+    fn value_or_inner(&mut self) -> Result<ValueTree, LowerError> {
         let mut items = vec![self.value_and()?];
         while self.keyword("or") {
             items.push(self.value_and()?);
@@ -255,6 +280,10 @@ impl<'a> Parser<'a> {
     }
 
     fn value_not(&mut self) -> Result<ValueTree, LowerError> {
+        self.nested(Self::value_not_inner)
+    }
+
+    fn value_not_inner(&mut self) -> Result<ValueTree, LowerError> {
         if self.keyword("not") {
             return Ok(ValueTree::Not(Box::new(self.value_not()?)));
         }

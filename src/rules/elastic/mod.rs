@@ -34,6 +34,12 @@ use super::Loaded;
 /// Tag given to building-block rules (they feed other rules and should not alert).
 pub const BUILDING_BLOCK_TAG: &str = "elastic.building_block";
 
+/// The deepest nesting (parentheses, `not`, function calls) the KQL, EQL and ES|QL parsers
+/// accept. Each parser recurses once per level, and so does everything that later walks the
+/// lowered expression (the index, the printer, drop), so a query nested deeper is refused as a
+/// syntax error instead of overflowing the stack; real rules nest a handful of levels.
+pub const MAX_QUERY_DEPTH: usize = 100;
+
 /// A query that could not be lowered: byte offset in the query, reason, and whether the query
 /// is valid but outside what vigil evaluates (unsupported) or simply invalid (syntax).
 #[derive(Clone, Debug, PartialEq)]
@@ -50,6 +56,14 @@ impl LowerError {
             message: message.into(),
             unsupported: false,
         }
+    }
+
+    /// The error for a query nested deeper than [`MAX_QUERY_DEPTH`].
+    pub fn too_deep(offset: usize) -> LowerError {
+        LowerError::syntax(
+            offset,
+            format!("query nested deeper than {MAX_QUERY_DEPTH} levels"),
+        )
     }
 
     pub fn unsupported(offset: usize, construct: impl Into<String>) -> LowerError {
