@@ -421,6 +421,11 @@ impl Snapshot {
             self.n_correlations,
         );
         page.counter(
+            "vigil_enrichments_truncated_total",
+            "Enrichment objects cut to fit --max-enrichment-bytes.",
+            self.enrichments_truncated,
+        );
+        page.counter(
             "vigil_state_saves_total",
             "State files saved (--state).",
             self.state.saves_ok,
