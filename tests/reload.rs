@@ -241,11 +241,17 @@ fn watch_reloads_without_a_signal() {
 #[test]
 fn a_sighup_during_startup_is_a_reload_not_a_kill() {
     let dir = TempDir::new("early-hup");
-    // Enough rules that loading them takes far longer than the delay before the signal.
-    let many: Vec<String> = (0..4000)
-        .map(|idx| rule(&format!("r{idx}"), &format!("Event{idx}")))
-        .collect();
-    dir.write("rules/many.yml", &many.join("---\n"));
+    // Enough rules that loading them takes far longer than the delay before the signal, in
+    // files of 500 documents (a rule file holds at most 1,000: README "Limits").
+    for file in 0..8 {
+        let many: Vec<String> = (0..500)
+            .map(|idx| {
+                let idx = file * 500 + idx;
+                rule(&format!("r{idx}"), &format!("Event{idx}"))
+            })
+            .collect();
+        dir.write(&format!("rules/many{file}.yml"), &many.join("---\n"));
+    }
     dir.write("rules/create.yml", &rule("create-rule", "CreateUser"));
     let rules = rules_arg(&dir);
     let mut vigil = Vigil::spawn(&["--rules", &rules]);
