@@ -57,10 +57,22 @@ value = ["cloud.account.id", "user.name"]
 field = "history_window_start"
 value = "now-0h"
 "#;
-    // The rule loads (so the sample goes through its zero-width window) and every line comes
-    // out (checked inside).
+    // A zero window is now refused when the rule loads, with a diagnostic naming the key
+    // (the window itself also stays total: `correlate::window` unit test); every line still
+    // comes out (checked inside).
     let (n_correlations, _) = load_and_run("zero.toml", rule);
-    assert_eq!(n_correlations, 1);
+    assert_eq!(n_correlations, 0);
+    let mut loader = Loader::new(LoadOptions::default());
+    loader.add_source("zero.toml", rule);
+    let loaded = loader.finish();
+    assert!(
+        loaded
+            .diagnostics
+            .iter()
+            .any(|d| d.is_error() && d.message.contains("history_window_start")),
+        "{:?}",
+        loaded.diagnostics
+    );
 }
 
 /// `processor`, crash-0fb68886ea6fd716b6666035390eafdbb844d389: not a vigil crash but the

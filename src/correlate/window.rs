@@ -315,6 +315,19 @@ mod tests {
         }
     }
 
+    /// A zero timespan (no loader builds one any more, but the window must stay total): the
+    /// entry just inserted is itself expired and not kept, and nothing panics.
+    #[test]
+    fn zero_timespan_insert_keeps_nothing_and_does_not_panic() {
+        let mut window = Window::default();
+        let first = window.insert(entry(1_000, 0), 0, 10);
+        assert!(!first.too_late);
+        assert!(!first.kept);
+        let second = window.insert(entry(2_000, 0), 0, 10);
+        assert!(!second.kept);
+        assert!(window.insert(entry(500, 0), 0, 10).too_late);
+    }
+
     fn gte(bound: f64) -> Condition {
         Condition {
             comparisons: vec![(CmpOp::Gte, bound)],

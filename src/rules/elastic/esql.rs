@@ -992,6 +992,10 @@ impl ExprParser<'_, '_> {
         let number: i64 = texts[5]
             .parse()
             .map_err(|_| LowerError::syntax(at, "bad time span"))?;
+        if number <= 0 {
+            // A window of no time holds no event: the query could never return a row.
+            return Err(LowerError::syntax(at, "time span must be positive"));
+        }
         let unit_ms: i64 = match texts[6].trim_end_matches('s') {
             "second" => 1_000,
             "minute" => 60_000,

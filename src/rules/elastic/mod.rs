@@ -668,12 +668,16 @@ pub fn parse_now_minus(text: &str) -> Option<Lookback> {
     parse_duration(text.trim().strip_prefix("now-")?)
 }
 
-/// `15m`, `7d`, `30s`, `2h`.
+/// `15m`, `7d`, `30s`, `2h`: a positive span. Zero is refused (`now-0h`, `maxspan=0s`): a
+/// window of no time holds no event, so the rule could never fire as written.
 pub fn parse_duration(text: &str) -> Option<Lookback> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit())?;
     let (number, unit) = text.split_at(split);
     let number: i64 = number.parse().ok()?;
+    if number <= 0 {
+        return None;
+    }
     let unit_ms = match unit {
         "s" => 1_000,
         "m" => 60_000,

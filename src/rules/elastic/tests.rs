@@ -163,6 +163,8 @@ fn durations() {
     assert_eq!(parse_now_minus("now-5d").map(|l| l.ms), Some(432_000_000));
     assert_eq!(parse_now_minus("6m"), None);
     assert_eq!(parse_now_minus("now-6y"), None);
+    assert_eq!(parse_now_minus("now-0h"), None, "a zero window is refused");
+    assert_eq!(parse_duration("0s").map(|l| l.ms), None);
     assert_eq!(parse_duration("30s").map(|l| l.ms), Some(30_000));
 }
 
