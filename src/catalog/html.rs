@@ -179,29 +179,25 @@ fn rule_page(entry: &Entry, titles: &HashMap<&str, &Entry>) -> String {
         );
     }
     let _ = writeln!(body, "<h2>ATT&amp;CK coverage</h2>");
-    if entry.attack.is_empty() {
-        let _ = writeln!(body, "<p>None named.</p>");
-    } else {
-        let _ = writeln!(
-            body,
-            "<table>\n<thead><tr><th>tactic</th><th>techniques</th></tr></thead>\n<tbody>"
-        );
-        for row in &entry.attack {
+    table(
+        &mut body,
+        &["tactic", "techniques"],
+        &entry.attack,
+        Some("None named."),
+        |row| {
             let techniques: Vec<String> = row
                 .techniques
                 .iter()
                 .map(|(id, name)| format!("{} {}", escape(id), escape(name)))
                 .collect();
-            let _ = writeln!(
-                body,
+            format!(
                 "<tr><td>{} {}</td><td>{}</td></tr>",
                 escape(&row.id),
                 escape(&row.name),
                 techniques.join("<br>")
-            );
-        }
-        let _ = writeln!(body, "</tbody>\n</table>");
-    }
+            )
+        },
+    );
     let _ = writeln!(
         body,
         "<h2>Detection logic</h2>\n<p><strong>{}</strong>: {}</p>\n<pre class=\"logic\">{}</pre>",
@@ -228,58 +224,47 @@ fn rule_page(entry: &Entry, titles: &HashMap<&str, &Entry>) -> String {
         );
     }
     let _ = writeln!(body, "<h2>Exclusions</h2>");
-    if entry.exclusions.is_empty() {
-        let _ = writeln!(body, "<p>None.</p>");
-    } else {
-        let _ = writeln!(
-            body,
-            "<table>\n<thead><tr><th>field</th><th>kind</th><th>excluded values</th></tr></thead>\n<tbody>"
-        );
-        for row in &entry.exclusions {
-            let _ = writeln!(
-                body,
+    table(
+        &mut body,
+        &["field", "kind", "excluded values"],
+        &entry.exclusions,
+        Some("None."),
+        |row| {
+            format!(
                 "<tr><td><code>{}</code></td><td>{}</td><td><code>{}</code></td></tr>",
                 escape(&row.field),
                 escape(&row.kind),
                 escape(&row.values.join(", "))
-            );
-        }
-        let _ = writeln!(body, "</tbody>\n</table>");
-    }
+            )
+        },
+    );
     let _ = writeln!(
         body,
         "<h2>Indicators</h2>\n<p>Field, operator and value combinations the rule matches on, and how many other loaded rules look for the same one.</p>"
     );
-    if entry.indicators.is_empty() {
-        let _ = writeln!(body, "<p>None.</p>");
-    } else {
-        let _ = writeln!(
-            body,
-            "<table>\n<thead><tr><th>field</th><th>operator</th><th>value</th><th>other rules</th></tr></thead>\n<tbody>"
-        );
-        for indicator in &entry.indicators {
-            let _ = writeln!(
-                body,
+    table(
+        &mut body,
+        &["field", "operator", "value", "other rules"],
+        &entry.indicators,
+        Some("None."),
+        |indicator| {
+            format!(
                 "<tr><td><code>{}</code></td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
                 escape(&indicator.indicator.field),
                 escape(&indicator.indicator.op),
                 escape(&indicator.indicator.value),
                 indicator.others
-            );
-        }
-        let _ = writeln!(body, "</tbody>\n</table>");
-    }
+            )
+        },
+    );
     let _ = writeln!(body, "<h2>Rules detecting the same action</h2>");
-    if entry.same_action.is_empty() {
-        let _ = writeln!(body, "<p>None.</p>");
-    } else {
-        let _ = writeln!(
-            body,
-            "<table>\n<thead><tr><th>action</th><th>rule</th><th>title</th><th>format</th><th>severity</th></tr></thead>\n<tbody>"
-        );
-        for same in &entry.same_action {
-            let _ = writeln!(
-                body,
+    table(
+        &mut body,
+        &["action", "rule", "title", "format", "severity"],
+        &entry.same_action,
+        Some("None."),
+        |same| {
+            format!(
                 "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td class=\"sev-{}\">{}</td></tr>",
                 escape(&same.action),
                 rule_link(&same.id, titles, root),
@@ -287,10 +272,9 @@ fn rule_page(entry: &Entry, titles: &HashMap<&str, &Entry>) -> String {
                 same.format,
                 same.severity,
                 same.severity
-            );
-        }
-        let _ = writeln!(body, "</tbody>\n</table>");
-    }
+            )
+        },
+    );
     let list = |items: &[String]| -> String {
         if items.is_empty() {
             "none".to_string()
@@ -313,31 +297,53 @@ fn rule_page(entry: &Entry, titles: &HashMap<&str, &Entry>) -> String {
         "<h2>Tests</h2>\n<p>{}.</p>",
         escape(&tests_summary(entry))
     );
-    if !entry.tests.is_empty() {
-        let _ = writeln!(
-            body,
-            "<table>\n<thead><tr><th>test</th><th>expected</th><th>actual</th><th>result</th></tr></thead>\n<tbody>"
-        );
-        for test in &entry.tests {
+    // A rule without tests has the summary line only.
+    table(
+        &mut body,
+        &["test", "expected", "actual", "result"],
+        &entry.tests,
+        None,
+        |test| {
             let actual = test.actual.map_or("error".to_string(), |a| a.to_string());
             let result = match (&test.error, test.passed) {
                 (_, true) => "pass".to_string(),
                 (Some(error), false) => format!("fail: {error}"),
                 (None, false) => "fail".to_string(),
             };
-            let _ = writeln!(
-                body,
+            format!(
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
                 escape(&test.name),
                 test.expected,
                 actual,
                 if test.passed { "pass" } else { "fail" },
                 escape(&result)
-            );
-        }
-        let _ = writeln!(body, "</tbody>\n</table>");
-    }
+            )
+        },
+    );
     page(&entry.title, root, &body)
+}
+
+/// Writes a table with `headers` and one row per item (`row` renders one whole `<tr>`), or,
+/// when there are no items, the paragraph `empty` (nothing when `None`).
+fn table<T>(
+    body: &mut String,
+    headers: &[&str],
+    items: &[T],
+    empty: Option<&str>,
+    row: impl Fn(&T) -> String,
+) {
+    if items.is_empty() {
+        if let Some(empty) = empty {
+            let _ = writeln!(body, "<p>{empty}</p>");
+        }
+        return;
+    }
+    let head: String = headers.iter().map(|h| format!("<th>{h}</th>")).collect();
+    let _ = writeln!(body, "<table>\n<thead><tr>{head}</tr></thead>\n<tbody>");
+    for item in items {
+        let _ = writeln!(body, "{}", row(item));
+    }
+    let _ = writeln!(body, "</tbody>\n</table>");
 }
 
 /// A reference as a link when it is an http(s) URL, else as text.
@@ -362,59 +368,51 @@ fn overlaps(catalog: &Catalog, titles: &HashMap<&str, &Entry>) -> String {
         body,
         "<h1>Overlaps</h1>\n<h2>Duplicates</h2>\n<p><strong>Exact</strong>: the same normalized logic, once ECS fields are named by the CloudTrail field they copy (<code>event.action</code> is <code>eventName</code>). <strong>Near</strong>: not exact, but the same set of positive conjuncts, compared without regard to case and ignoring <code>eventSource</code> conjuncts and exclusions, with at least one on <code>eventName</code>. Only rules whose logic is shown exactly take part (a rule shown by a necessary condition does not).</p>"
     );
-    if catalog.duplicates.is_empty() {
-        let _ = writeln!(body, "<p>None.</p>");
-    } else {
-        let _ = writeln!(
-            body,
-            "<table>\n<thead><tr><th>kind</th><th>across formats</th><th>shared logic</th><th>rules</th></tr></thead>\n<tbody>"
-        );
-        for group in &catalog.duplicates {
+    table(
+        &mut body,
+        &["kind", "across formats", "shared logic", "rules"],
+        &catalog.duplicates,
+        Some("None."),
+        |group| {
             let rules: Vec<String> = group
                 .rules
                 .iter()
                 .map(|id| rule_with_format(id, titles))
                 .collect();
-            let _ = writeln!(
-                body,
+            format!(
                 "<tr><td>{}</td><td>{}</td><td><pre class=\"logic\">{}</pre></td><td>{}</td></tr>",
                 group.kind,
                 if group.cross_format { "yes" } else { "no" },
                 escape(&group.shared),
                 rules.join("<br>")
-            );
-        }
-        let _ = writeln!(body, "</tbody>\n</table>");
-    }
+            )
+        },
+    );
     let _ = writeln!(
         body,
         "<h2>Shared indicators</h2>\n<p>Field, operator and value combinations that several rules match on (values compared without regard to case).</p>"
     );
-    if catalog.shared_indicators.is_empty() {
-        let _ = writeln!(body, "<p>None.</p>");
-    } else {
-        let _ = writeln!(
-            body,
-            "<table>\n<thead><tr><th>field</th><th>operator</th><th>value</th><th>rules</th></tr></thead>\n<tbody>"
-        );
-        for shared in &catalog.shared_indicators {
+    table(
+        &mut body,
+        &["field", "operator", "value", "rules"],
+        &catalog.shared_indicators,
+        Some("None."),
+        |shared| {
             let rules: Vec<String> = shared
                 .rules
                 .iter()
                 .map(|id| rule_with_format(id, titles))
                 .collect();
-            let _ = writeln!(
-                body,
+            format!(
                 "<tr><td><code>{}</code></td><td>{}</td><td><code>{}</code></td><td>{} rules: {}</td></tr>",
                 escape(&shared.indicator.field),
                 escape(&shared.indicator.op),
                 escape(&shared.indicator.value),
                 shared.rules.len(),
                 rules.join(", ")
-            );
-        }
-        let _ = writeln!(body, "</tbody>\n</table>");
-    }
+            )
+        },
+    );
     page("Overlaps", "", &body)
 }
 
