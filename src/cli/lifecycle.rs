@@ -38,7 +38,7 @@ use crate::diag::Diagnostic;
 use crate::eval::{Engine, EngineConfig, state::ImportReport};
 use crate::protocol::Processor;
 use crate::protocol::io::{Housekeeping, write_json_line};
-use crate::state::{self, StateCounters, StateSnapshot};
+use crate::state::{self, StateCounters};
 
 /// How often `--watch` looks at the rule paths.
 pub const WATCH_PERIOD: Duration = Duration::from_secs(1);
@@ -246,23 +246,27 @@ struct Saver {
     next_due: Instant,
     /// A save is being written; the next waits for it.
     busy: Arc<AtomicBool>,
-    sender: Option<SyncSender<(StateSnapshot, Instant)>>,
+    sender: Option<SyncSender<(Vec<u8>, Instant)>>,
+    /// The writer hands each buffer back for the next save.
+    recycled: Receiver<Vec<u8>>,
     writer: Option<JoinHandle<()>>,
 }
 
 impl Saver {
     fn start(path: PathBuf, interval: Duration, counters: Arc<StateCounters>) -> io::Result<Saver> {
         let (sender, receiver) = mpsc::sync_channel(1);
+        let (give_back, recycled) = mpsc::sync_channel(1);
         let busy = Arc::new(AtomicBool::new(false));
         let writer_busy = Arc::clone(&busy);
         let writer = std::thread::Builder::new()
             .name("vigil-state".to_string())
-            .spawn(move || write_loop(&path, &receiver, &writer_busy, &counters))?;
+            .spawn(move || write_loop(&path, &receiver, &give_back, &writer_busy, &counters))?;
         Ok(Saver {
             interval,
             next_due: Instant::now() + interval,
             busy,
             sender: Some(sender),
+            recycled,
             writer: Some(writer),
         })
     }
@@ -273,21 +277,32 @@ impl Saver {
             return;
         }
         self.next_due = now + self.interval;
-        let snapshot = processor.engine().export_state();
+        let bytes = self.encode(processor);
         if let Some(sender) = &self.sender {
             self.busy.store(true, Ordering::SeqCst);
-            if sender.try_send((snapshot, now)).is_err() {
+            if sender.try_send((bytes, now)).is_err() {
                 self.busy.store(false, Ordering::SeqCst);
             }
         }
     }
 
+    /// The state file's bytes, exported and encoded on the loop's thread into the buffer the
+    /// writer gave back. The snapshot's many small allocations are made and freed by one thread,
+    /// so the allocator reuses their pages at once, and the megabytes of the file are one buffer
+    /// for the whole run. (Encoded and freed on the writer thread, they stayed committed: with
+    /// `--state-interval 1s` RSS was about 50 MB against 29 MB with mimalloc purging at once.)
+    fn encode(&self, processor: &Processor) -> Vec<u8> {
+        let mut bytes = self.recycled.try_recv().unwrap_or_default();
+        state::encode_into(&processor.engine().export_state(), &mut bytes);
+        bytes
+    }
+
     /// Saves the final state and waits until it is written (or failed).
     fn finish(&mut self, processor: &mut Processor) {
         let started = Instant::now();
-        let snapshot = processor.engine().export_state();
+        let bytes = self.encode(processor);
         if let Some(sender) = self.sender.take() {
-            let _ = sender.send((snapshot, started));
+            let _ = sender.send((bytes, started));
         }
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
@@ -297,15 +312,14 @@ impl Saver {
 
 fn write_loop(
     path: &Path,
-    receiver: &Receiver<(StateSnapshot, Instant)>,
+    receiver: &Receiver<(Vec<u8>, Instant)>,
+    give_back: &SyncSender<Vec<u8>>,
     busy: &AtomicBool,
     counters: &StateCounters,
 ) {
     let mut last_warning: Option<Instant> = None;
     let mut unreported_failures = 0_u64;
-    while let Ok((snapshot, started)) = receiver.recv() {
-        let bytes = state::encode(&snapshot);
-        drop(snapshot);
+    while let Ok((bytes, started)) = receiver.recv() {
         match state::save(path, &bytes) {
             Ok(()) => {
                 counters.saves_ok.fetch_add(1, Ordering::Relaxed);
@@ -336,6 +350,7 @@ fn write_loop(
                 }
             }
         }
+        let _ = give_back.try_send(bytes);
         busy.store(false, Ordering::SeqCst);
     }
 }

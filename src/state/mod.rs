@@ -110,16 +110,27 @@ pub fn max_file_bytes(limits: &Limits, script: &ScriptConfig) -> u64 {
 
 /// The file's bytes for `snapshot`.
 pub fn encode(snapshot: &StateSnapshot) -> Vec<u8> {
-    // postcard only fails on a serializer that cannot represent a value (none of ours) or a
-    // full fixed buffer (not used here); an empty payload would then be refused on load.
-    let payload = postcard::to_allocvec(snapshot).unwrap_or_default();
-    let mut bytes = Vec::with_capacity(HEADER_BYTES + payload.len());
+    let mut bytes = Vec::new();
+    encode_into(snapshot, &mut bytes);
+    bytes
+}
+
+/// The file's bytes for `snapshot`, written over `bytes` (cleared first). The periodic saves
+/// reuse one buffer, so a save allocates no megabytes of its own.
+pub fn encode_into(snapshot: &StateSnapshot, bytes: &mut Vec<u8>) {
+    bytes.clear();
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    bytes.extend_from_slice(&payload);
-    bytes
+    bytes.extend_from_slice(&[0; 12]);
+    // postcard only fails on a serializer that cannot represent a value (none of ours); an
+    // empty payload would then be refused on load.
+    if postcard::to_io(snapshot, &mut *bytes).is_err() {
+        bytes.truncate(HEADER_BYTES);
+    }
+    let payload_len = (bytes.len() - HEADER_BYTES) as u64;
+    let crc = crc32fast::hash(&bytes[HEADER_BYTES..]);
+    bytes[12..20].copy_from_slice(&payload_len.to_le_bytes());
+    bytes[20..24].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// The snapshot in `bytes`, checked whole (see the module doc).
