@@ -92,6 +92,7 @@ pub struct Event<'a> {
     /// Set when a value failed to materialize (a number beyond `f64`).
     broken: Cell<bool>,
     derived: Derived,
+    nested: Nested,
 }
 
 impl std::fmt::Debug for Event<'_> {
@@ -129,6 +130,7 @@ impl<'a> Event<'a> {
                 has_escape: false,
                 broken: Cell::new(false),
                 derived: Derived::default(),
+                nested: Nested::default(),
             },
         }
     }
@@ -169,6 +171,7 @@ impl<'a> Event<'a> {
             has_escape: has_backslash,
             broken: Cell::new(false),
             derived: Derived::default(),
+            nested: Nested::default(),
         })
     }
 
@@ -254,16 +257,15 @@ impl<'a> Event<'a> {
         if let Some(value) = self.get(path.raw.as_str()) {
             return visit(value);
         }
-        if path.segments.len() >= 2
-            && let Some(head) = self.get(path.segments[0].as_str())
-        {
-            let mut found = false;
-            let hit = walk(head, &path.segments[1..], &mut |value| {
-                found = true;
-                visit(value)
-            });
-            if found {
-                return hit;
+        if path.segments.len() >= 2 {
+            match self.nested_value(path) {
+                Some(Some(value)) => return visit(value),
+                Some(None) => {}
+                None => {
+                    if let Some(hit) = self.walk_materialized(path, visit) {
+                        return hit;
+                    }
+                }
             }
         }
         match path.derive {
@@ -273,6 +275,129 @@ impl<'a> Event<'a> {
             },
             None => false,
         }
+    }
+
+    /// The values at `path` (two segments or more) by walking the materialized top-level
+    /// value: Some(hit) when the walk found at least one value, None when it found none.
+    fn walk_materialized<'s>(
+        &'s self,
+        path: &FieldPath,
+        visit: &mut dyn FnMut(&'s Value) -> bool,
+    ) -> Option<bool> {
+        if let Some(head) = self.get(path.segments[0].as_str()) {
+            let mut found = false;
+            let hit = walk(head, &path.segments[1..], &mut |value| {
+                found = true;
+                visit(value)
+            });
+            if found {
+                return Some(hit);
+            }
+        }
+        None
+    }
+
+    /// The one value at `path` (two segments or more) read from the raw text without building
+    /// the objects on the way: each object passed through is indexed once per event (its keys
+    /// and the byte ranges of their values) and only the value at the end is materialized, so
+    /// a rule reading `userIdentity.type` no longer builds all of `userIdentity`.
+    ///
+    /// `Some(Some(value))`: found; `Some(None)`: the path leads nowhere; `None`: this path
+    /// cannot be read this way and the caller walks the materialized value instead: an array on
+    /// the way (it fans out into several values), a head already materialized (walking it is
+    /// cheaper), or a line that was parsed whole because of a `\u` escape. The answer is the
+    /// walk's: a duplicated key reads as its last occurrence, as in serde_json's map.
+    fn nested_value(&self, path: &FieldPath) -> Option<Option<&Value>> {
+        if self.root.get().is_some() || self.has_unicode_escape {
+            return None;
+        }
+        let slot = self.slot(path.segments[0].as_str())?;
+        if slot.parsed.get().is_some() {
+            return None;
+        }
+        let mut cell = &self.nested.leaves;
+        loop {
+            match cell.get() {
+                Some(node) if node.path == path.raw => return Some(node.value.as_ref()),
+                Some(node) => cell = &node.next,
+                None => break,
+            }
+        }
+        let mut range = slot.value.clone();
+        for segment in &path.segments[1..] {
+            let raw = self.text.get(range.clone())?;
+            match raw.as_bytes().first() {
+                Some(b'{') => {}
+                Some(b'[') => return None,
+                _ => return Some(self.nested_leaf(cell, path, None)),
+            }
+            let entries = self.object_index(range.start, raw)?;
+            match entries
+                .iter()
+                .rev()
+                .find(|(key, _)| self.key_text(key) == segment.as_str())
+            {
+                Some((_, next)) => range = next.clone(),
+                None => return Some(self.nested_leaf(cell, path, None)),
+            }
+        }
+        let value = self.materialize_range(range);
+        Some(self.nested_leaf(cell, path, value))
+    }
+
+    fn nested_leaf<'s>(
+        &'s self,
+        cell: &'s OnceCell<Box<LeafNode>>,
+        path: &FieldPath,
+        value: Option<Value>,
+    ) -> Option<&'s Value> {
+        cell.get_or_init(|| {
+            Box::new(LeafNode {
+                path: path.raw.clone(),
+                value,
+                next: OnceCell::new(),
+            })
+        })
+        .value
+        .as_ref()
+    }
+
+    /// The keys and value ranges of the object whose text `raw` starts at byte `start`,
+    /// indexed on first use. None when sonic-rs refuses the text, which the validating pass
+    /// over the line makes impossible; the caller then takes the materializing path.
+    fn object_index(&self, start: usize, raw: &str) -> Option<&[(Key, Range<usize>)]> {
+        let mut cell = &self.nested.objects;
+        loop {
+            match cell.get() {
+                Some(node) if node.start == start => return Some(&node.entries),
+                Some(node) => cell = &node.next,
+                None => break,
+            }
+        }
+        let base = self.text.as_ptr() as usize;
+        let offset_of = |part: &str| -> Option<Range<usize>> {
+            let start = (part.as_ptr() as usize).checked_sub(base)?;
+            let end = start + part.len();
+            (end <= self.text.len()).then_some(start..end)
+        };
+        let mut entries = Vec::new();
+        for entry in sonic_rs::to_object_iter(raw) {
+            let (key, value) = entry.ok()?;
+            let value = offset_of(value.as_raw_str())?;
+            let key = match key {
+                Cow::Borrowed(key) => Key::Span(offset_of(key)?),
+                Cow::Owned(key) => Key::Owned(key.into_boxed_str()),
+            };
+            entries.push((key, value));
+        }
+        let node = cell.get_or_init(|| {
+            Box::new(ObjectNode {
+                start,
+                entries,
+                next: OnceCell::new(),
+            })
+        });
+        Some(&node.entries)
     }
 
     /// The first value found at `path`, if any.
@@ -291,7 +416,11 @@ impl<'a> Event<'a> {
     }
 
     fn key<'s>(&'s self, slot: &'s Slot) -> &'s str {
-        match &slot.key {
+        self.key_text(&slot.key)
+    }
+
+    fn key_text<'s>(&'s self, key: &'s Key) -> &'s str {
+        match key {
             Key::Span(range) => self.text.get(range.clone()).unwrap_or(""),
             Key::Owned(key) => key,
         }
@@ -307,22 +436,26 @@ impl<'a> Event<'a> {
 
     fn materialize<'s>(&'s self, slot: &'s Slot) -> Option<&'s Value> {
         slot.parsed
-            .get_or_init(|| {
-                let raw = self.text.get(slot.value.clone())?;
-                // A string without escapes is its own text: no parser needed (the pass over
-                // the line already checked it, control characters included).
-                if raw.len() >= 2 && raw.starts_with('"') && !raw.as_bytes().contains(&b'\\') {
-                    return Some(Value::String(raw[1..raw.len() - 1].to_string()));
-                }
-                match serde_json::from_str(raw) {
-                    Ok(value) => Some(value),
-                    Err(_) => {
-                        self.broken.set(true);
-                        None
-                    }
-                }
-            })
+            .get_or_init(|| self.materialize_range(slot.value.clone()))
             .as_ref()
+    }
+
+    /// The value whose raw text is at `range`; None (and the event marked broken) when
+    /// serde_json refuses it (a number beyond `f64`).
+    fn materialize_range(&self, range: Range<usize>) -> Option<Value> {
+        let raw = self.text.get(range)?;
+        // A string without escapes is its own text: no parser needed (the pass over the line
+        // already checked it, control characters included).
+        if raw.len() >= 2 && raw.starts_with('"') && !raw.as_bytes().contains(&b'\\') {
+            return Some(Value::String(raw[1..raw.len() - 1].to_string()));
+        }
+        match serde_json::from_str(raw) {
+            Ok(value) => Some(value),
+            Err(_) => {
+                self.broken.set(true);
+                None
+            }
+        }
     }
 
     /// The value `derive` makes for `path`, computed once per event.
@@ -357,6 +490,28 @@ pub type DeriveFn = fn(&str, &Event<'_>) -> Option<Value>;
 
 /// Derived values of one event: an append-only list, so that a value handed out by
 /// reference stays where it is while more are added.
+/// What [`Event::nested_value`] read below the top level: append-only lists, like
+/// [`Derived`], so that references handed out stay valid while more is added.
+#[derive(Default)]
+struct Nested {
+    objects: OnceCell<Box<ObjectNode>>,
+    leaves: OnceCell<Box<LeafNode>>,
+}
+
+/// One nested object's keys and value ranges, by the offset of its text.
+struct ObjectNode {
+    start: usize,
+    entries: Vec<(Key, Range<usize>)>,
+    next: OnceCell<Box<ObjectNode>>,
+}
+
+/// The value at one nested path (None: the path leads nowhere).
+struct LeafNode {
+    path: String,
+    value: Option<Value>,
+    next: OnceCell<Box<LeafNode>>,
+}
+
 #[derive(Default)]
 struct Derived {
     head: OnceCell<Box<DerivedNode>>,
@@ -701,6 +856,74 @@ mod tests {
                 _ => panic!("{line}: serde_json {strict:?}, lazy {lazy:?}"),
             }
         }
+    }
+
+    #[test]
+    fn nested_reads_agree_with_the_materialized_walk() {
+        // Every path below is read twice: by a fresh event (the raw nested reader) and by an
+        // event whose head was materialized first (the walk over serde_json's value).
+        let lines = [
+            r#"{"u":{"type":"Root","arn":"a","s":{"i":{"n":"x"}}},"r":{"k":[{"c":"1"},{"c":"2"}]}}"#,
+            r#"{"u":{"type":"A","type":"B"},"u":{"type":"C"}}"#,
+            r#"{"u":{"t\"q":1,"t\u0041":2},"v":null}"#,
+            r#"{"u":{"n":null,"e":{},"a":[],"f":1.50,"big":18446744073709551616}}"#,
+            r#"{"u":"flat","w":[{"x":{"y":1}},{"x":{"y":2}}],"u.type":"literal"}"#,
+            r#"{"u":{"s":"a\nb","o":{"p":[1,{"q":2}]}}}"#,
+        ];
+        let paths = [
+            "u.type",
+            "u.arn",
+            "u.s.i.n",
+            "u.s.i",
+            "u.s.missing",
+            "u.t\"q",
+            "u.tA",
+            "u.n",
+            "u.e",
+            "u.a",
+            "u.f",
+            "u.big",
+            "u.type.deeper",
+            "r.k.c",
+            "r.k",
+            "w.x.y",
+            "u.s",
+            "u.o.p",
+            "u.o.p.q",
+            "v.x",
+            "missing.x",
+        ];
+        for line in lines {
+            for path in paths {
+                let field = FieldPath::new(path);
+                let read = |event: &Event<'_>| {
+                    let mut out = Vec::new();
+                    let hit = event.any_value(&field, &mut |v| {
+                        out.push(v.clone());
+                        false
+                    });
+                    (hit, out)
+                };
+                let lazy = Event::parse(line).unwrap();
+                let walked = Event::parse(line).unwrap();
+                let _ = walked.get(field.segments[0].as_str());
+                let whole = Event::new(&serde_json::from_str(line).unwrap());
+                let _ = whole.root();
+                assert_eq!(read(&lazy), read(&walked), "{line}: {path}");
+                assert_eq!(read(&lazy), read(&whole), "{line}: {path}");
+                // Cached: a second read gives the same.
+                assert_eq!(read(&lazy), read(&walked), "{line}: {path} (again)");
+            }
+        }
+    }
+
+    #[test]
+    fn a_nested_out_of_range_number_breaks_only_the_reader_of_its_leaf() {
+        let event = Event::parse(r#"{"u":{"a":1e400,"b":"x"}}"#).unwrap();
+        assert_eq!(event.first(&FieldPath::new("u.b")), Some(&json!("x")));
+        assert!(!event.is_broken());
+        assert_eq!(event.first(&FieldPath::new("u.a")), None);
+        assert!(event.is_broken());
     }
 
     #[test]
