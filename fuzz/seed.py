@@ -66,6 +66,8 @@ def main():
     for path in event_files:
         for chunk in event_chunks(path):
             write("processor", chunk)
+        for line in path.read_bytes().splitlines()[:200]:
+            write("event", line)
 
     for path in yaml_rules:
         text = path.read_text(errors="replace")

@@ -1,24 +1,24 @@
 //! The event view the evaluator reads: a lazy view over the raw text of one JSON object.
 //!
-//! Decoding: [`Event::parse`] makes one validating pass over the top level of the line
-//! (sonic-rs `to_object_iter`, which checks the syntax of every value it skips) and records,
-//! for each top-level key, the byte range of its raw value. Nothing below the top level is
-//! built. A field is materialized as a `serde_json::Value` only when a rule reads it, from its
-//! own raw slice, and cached for the other rules of the same event, so every matching
-//! semantic (number text, duplicate keys, escapes) is serde_json's, exactly as when the whole
-//! line was parsed into a `Value`. [`Event::root`] still builds the whole object (cached).
+//! Decoding: [`Event::parse`] makes one validating pass over the line ([`scan`], which checks
+//! the syntax of every value it skips) and records, for each top-level key, the byte range of
+//! its raw value. Nothing is built. A nested object is indexed the same way the first time a
+//! rule reads a path through it. A field is materialized as a `serde_json::Value` only when a
+//! rule reads it, from its own raw slice, and cached for the other rules of the same event, so
+//! every matching semantic (number text, duplicate keys, escapes) is serde_json's, exactly as
+//! when the whole line was parsed into a `Value`. [`Event::root`] still builds the whole
+//! object (cached).
 //!
-//! Which lines take the fast pass: serde_json stays the judge of what is valid JSON, and
-//! sonic-rs accepts a few things serde_json rejects. So a line that contains a `\u` escape
-//! (sonic-rs checks surrogate pairs only when a string is decoded) or more than
-//! [`MAX_FAST_BRACKETS`] opening brackets (sonic-rs skips nested containers recursively with
-//! no depth limit, a stack overflow on hostile input) is first parsed in full by serde_json,
-//! which keeps its error message and its depth limit; the parsed object is kept as the root
-//! cache. A line the fast pass rejects is parsed again by serde_json for the error message.
-//! The one difference left: a number beyond the range of `f64` (`1e400`), which serde_json
-//! rejects, is found when its field is read; the event is then marked broken
-//! ([`Event::is_broken`]) and the protocol writes the same `invalid_json` record as before.
-//! A line whose out-of-range number sits in a field that no rule reads passes unchanged.
+//! Which lines take the fast pass: serde_json stays the judge of what is valid JSON, and the
+//! scanner leaves two checks to it. A line that has a `\u` escape (the scanner does not pair
+//! surrogates) is also parsed in full by serde_json, and a line nested deeper than
+//! [`scan::MAX_DEPTH`] is read by serde_json alone (its depth limit applies); the parsed object
+//! is kept as the root cache. A line the scanner refuses is parsed again by serde_json for the
+//! verdict and the error message. The one difference left: a number beyond the range of `f64`
+//! (`1e400`), which serde_json rejects, is found when its field is read; the event is then
+//! marked broken ([`Event::is_broken`]) and the protocol writes the same `invalid_json` record
+//! as before. A line whose out-of-range number sits in a field that no rule reads passes
+//! unchanged.
 //!
 //! Lookup rules (shared by every rule format):
 //! - a path is first tried as one literal key of the top-level object (`"userIdentity.type"`
@@ -39,11 +39,7 @@ use serde_json::Value;
 
 use crate::ir::FieldPath;
 
-/// More opening brackets than this in a line send it through serde_json first (see the
-/// module doc). Real CloudTrail records in the corpus have at most 94. The bound stays under
-/// serde_json's depth limit (128), so the fast pass never accepts what serde_json rejects for
-/// depth, and keeps sonic-rs's recursion far from any stack limit, worker threads included.
-pub const MAX_FAST_BRACKETS: usize = 100;
+mod scan;
 
 /// Why a text is not an event.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,6 +67,15 @@ enum Key {
     Span(Range<usize>),
     /// The unescaped key.
     Owned(Box<str>),
+}
+
+impl Key {
+    fn text<'s>(&'s self, text: &'s str) -> &'s str {
+        match self {
+            Key::Span(range) => text.get(range.clone()).unwrap_or(""),
+            Key::Owned(key) => key,
+        }
+    }
 }
 
 /// Reusable storage of [`Event`]s: hand it to [`Event::parse_with`] and take it back with
@@ -142,33 +147,30 @@ impl<'a> Event<'a> {
     }
 
     fn parse_cow(text: Cow<'a, str>, mut slots: Vec<Slot>) -> Result<Event<'a>, ParseError> {
-        let bytes = text.as_bytes();
-        let (n_brackets, has_backslash) = scan(bytes);
-        let has_unicode_escape = has_backslash && memchr::memmem::find(bytes, b"\\u").is_some();
         let mut root = OnceCell::new();
-        if has_unicode_escape || n_brackets > MAX_FAST_BRACKETS {
-            let value = strict_parse(&text)?;
-            if n_brackets > MAX_FAST_BRACKETS {
-                serde_top_level(&text, &mut slots).map_err(ParseError::InvalidJson)?;
-            } else if fast_top_level(&text, &mut slots).is_err() {
-                // serde_json accepted what sonic-rs did not: read the top level with serde_json.
+        let mut seen = scan::Seen::default();
+        match fast_top_level(&text, &mut slots, &mut seen) {
+            // The scanner does not pair `\u` surrogates: serde_json judges.
+            Ok(()) if seen.unicode_escape => root = OnceCell::from(strict_parse(&text)?),
+            Ok(()) => {}
+            Err(()) => {
+                // Rare (invalid, or nested deeper than the scanner goes): serde_json's verdict
+                // and message; what it accepts is read with it.
+                let value = strict_parse(&text)?;
                 slots.clear();
                 serde_top_level(&text, &mut slots).map_err(ParseError::InvalidJson)?;
+                root = OnceCell::from(value);
+                seen.escape = memchr::memchr(b'\\', text.as_bytes()).is_some();
+                seen.unicode_escape =
+                    seen.escape && memchr::memmem::find(text.as_bytes(), b"\\u").is_some();
             }
-            root = OnceCell::from(value);
-        } else if fast_top_level(&text, &mut slots).is_err() {
-            // Rare: take serde_json's verdict and message.
-            let value = strict_parse(&text)?;
-            slots.clear();
-            serde_top_level(&text, &mut slots).map_err(ParseError::InvalidJson)?;
-            root = OnceCell::from(value);
         }
         Ok(Event {
             text,
             slots,
             root,
-            has_unicode_escape,
-            has_escape: has_backslash,
+            has_unicode_escape: seen.unicode_escape,
+            has_escape: seen.escape,
             broken: Cell::new(false),
             derived: Derived::default(),
             nested: Nested::default(),
@@ -331,7 +333,7 @@ impl<'a> Event<'a> {
                 Some(b'[') => return None,
                 _ => return Some(self.nested_leaf(cell, path, None)),
             }
-            let entries = self.object_index(range.start, raw)?;
+            let entries = self.object_index(range.start)?;
             match entries
                 .iter()
                 .rev()
@@ -363,9 +365,9 @@ impl<'a> Event<'a> {
     }
 
     /// The keys and value ranges of the object whose text `raw` starts at byte `start`,
-    /// indexed on first use. None when sonic-rs refuses the text, which the validating pass
+    /// indexed on first use. None when the scanner refuses the text, which the validating pass
     /// over the line makes impossible; the caller then takes the materializing path.
-    fn object_index(&self, start: usize, raw: &str) -> Option<&[(Key, Range<usize>)]> {
+    fn object_index(&self, start: usize) -> Option<&[(Key, Range<usize>)]> {
         let mut cell = &self.nested.objects;
         loop {
             match cell.get() {
@@ -374,21 +376,20 @@ impl<'a> Event<'a> {
                 None => break,
             }
         }
-        let base = self.text.as_ptr() as usize;
-        let offset_of = |part: &str| -> Option<Range<usize>> {
-            let start = (part.as_ptr() as usize).checked_sub(base)?;
-            let end = start + part.len();
-            (end <= self.text.len()).then_some(start..end)
-        };
         let mut entries = Vec::new();
-        for entry in sonic_rs::to_object_iter(raw) {
-            let (key, value) = entry.ok()?;
-            let value = offset_of(value.as_raw_str())?;
-            let key = match key {
-                Cow::Borrowed(key) => Key::Span(offset_of(key)?),
-                Cow::Owned(key) => Key::Owned(key.into_boxed_str()),
-            };
-            entries.push((key, value));
+        let mut failed = false;
+        scan::object(
+            self.text.as_bytes(),
+            start,
+            &mut scan::Seen::default(),
+            &mut |member| match member_key(&self.text, &member) {
+                Some(key) => entries.push((key, member.value)),
+                None => failed = true,
+            },
+        )
+        .ok()?;
+        if failed {
+            return None;
         }
         let node = cell.get_or_init(|| {
             Box::new(ObjectNode {
@@ -420,10 +421,7 @@ impl<'a> Event<'a> {
     }
 
     fn key_text<'s>(&'s self, key: &'s Key) -> &'s str {
-        match key {
-            Key::Span(range) => self.text.get(range.clone()).unwrap_or(""),
-            Key::Owned(key) => key,
-        }
+        key.text(&self.text)
     }
 
     fn slot(&self, key: &str) -> Option<&Slot> {
@@ -534,66 +532,40 @@ fn strict_parse(text: &str) -> Result<Value, ParseError> {
     }
 }
 
-/// The top level through sonic-rs. Err when it rejects the text or when anything other than
+/// The top level through [`scan`]. Err when it refuses the text or when anything other than
 /// whitespace follows the object.
-fn fast_top_level(text: &str, slots: &mut Vec<Slot>) -> Result<(), ()> {
-    let base = text.as_ptr() as usize;
-    let offset_of = |part: &str| -> Result<Range<usize>, ()> {
-        let start = (part.as_ptr() as usize).checked_sub(base).ok_or(())?;
-        let end = start + part.len();
-        if end > text.len() {
-            return Err(());
-        }
-        Ok(start..end)
-    };
-    let mut end = None;
-    for entry in sonic_rs::to_object_iter(text) {
-        let (key, value) = entry.map_err(|_| ())?;
-        let value = offset_of(value.as_raw_str())?;
-        let key_head = key_head(&key);
-        let key = match key {
-            Cow::Borrowed(key) => Key::Span(offset_of(key)?),
-            Cow::Owned(key) => Key::Owned(key.into_boxed_str()),
-        };
-        end = Some(value.end);
-        slots.push(Slot {
-            key_head,
-            key,
-            value,
-            parsed: OnceCell::new(),
-        });
+fn fast_top_level(text: &str, slots: &mut Vec<Slot>, seen: &mut scan::Seen) -> Result<(), ()> {
+    let bytes = text.as_bytes();
+    let mut failed = false;
+    let end = scan::object(
+        bytes,
+        0,
+        seen,
+        &mut |member| match member_key(text, &member) {
+            Some(key) => slots.push(Slot {
+                key_head: key_head(key.text(text)),
+                key,
+                value: member.value,
+                parsed: OnceCell::new(),
+            }),
+            None => failed = true,
+        },
+    )?;
+    if failed || !scan::only_ws(bytes, end) {
+        return Err(());
     }
-    // The iterator stops at the closing brace without looking further: check that only
-    // whitespace surrounds it, as serde_json does.
-    let rest = match end {
-        Some(end) => &text[end..],
-        None => {
-            let rest = trim_json_ws(text);
-            rest.strip_prefix('{').ok_or(())?
-        }
-    };
-    let rest = trim_json_ws(rest).strip_prefix('}').ok_or(())?;
-    if trim_json_ws(rest).is_empty() {
-        Ok(())
-    } else {
-        Err(())
-    }
+    Ok(())
 }
 
-/// The number of `[` and `{` in `bytes` and whether it has a `\`, in one pass the compiler
-/// turns into vector code (byte counters per block of 255, so they cannot overflow).
-fn scan(bytes: &[u8]) -> (usize, bool) {
-    let mut n_brackets = 0;
-    let mut backslash = 0u8;
-    for block in bytes.chunks(255) {
-        let mut n: u8 = 0;
-        for &b in block {
-            n += u8::from(b == b'[') + u8::from(b == b'{');
-            backslash |= u8::from(b == b'\\');
-        }
-        n_brackets += usize::from(n);
+/// The key of `member`: its span in `text`, or its unescaped text when it has an escape (None
+/// when serde_json refuses the escape, which the scanner leaves to it).
+fn member_key(text: &str, member: &scan::Member) -> Option<Key> {
+    if !member.key_escaped {
+        return Some(Key::Span(member.key.clone()));
     }
-    (n_brackets, backslash != 0)
+    let quoted = text.get(member.key.start - 1..member.key.end + 1)?;
+    let key: String = serde_json::from_str(quoted).ok()?;
+    Some(Key::Owned(key.into_boxed_str()))
 }
 
 fn key_head(key: &str) -> (usize, u64) {
@@ -601,10 +573,6 @@ fn key_head(key: &str) -> (usize, u64) {
     let n = key.len().min(8);
     head[..n].copy_from_slice(&key.as_bytes()[..n]);
     (key.len(), u64::from_le_bytes(head))
-}
-
-fn trim_json_ws(text: &str) -> &str {
-    text.trim_start_matches([' ', '\t', '\n', '\r'])
 }
 
 /// The top level through serde_json (for texts it already accepted as a whole).
