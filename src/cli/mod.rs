@@ -277,9 +277,9 @@ struct RunArgs {
     /// index has a bug.
     #[arg(long)]
     no_index: bool,
-    /// Threads that decode and match lines (default 1: on a 2-core machine the pool was
-    /// measured slower than one thread; see README "Benchmarks"). Correlation, native rule
-    /// code and output stay on one thread, in input order; `--threads 1` does everything on it.
+    /// Threads that decode and match lines (default: the available cores, at most 2, the
+    /// most we have measured; see README "Benchmarks"). Correlation, native rule code and
+    /// output stay on one thread, in input order; `--threads 1` does everything on it.
     #[arg(long, value_name = "N", value_parser = parse_positive)]
     threads: Option<usize>,
     /// Keep correlation and stateful-rule state (correlation groups, thresholds, the Panther
