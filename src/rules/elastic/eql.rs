@@ -21,9 +21,7 @@
 
 use crate::ir::{CmpOp, Expr, FieldPath, Predicate, Regex, StrKind, StrMatch};
 
-use super::{
-    Lookback, LowerError, MAX_QUERY_DEPTH, Pattern, ecs_field, parse_duration, pattern_expr,
-};
+use super::{Lookback, LowerError, Nesting, Pattern, ecs_field, parse_duration, pattern_expr};
 
 /// A lowered EQL query.
 #[derive(Debug)]
@@ -241,7 +239,7 @@ struct Parser<'a> {
     pos: usize,
     category_field: &'a str,
     end: usize,
-    /// Nesting of the recursive rules being parsed, bounded by [`MAX_QUERY_DEPTH`].
+    /// Nesting of the recursive rules being parsed, bounded by [`super::MAX_QUERY_DEPTH`].
     depth: usize,
 }
 
@@ -252,6 +250,16 @@ enum Operand {
     Number(String),
     Bool(bool),
     Null,
+}
+
+impl Nesting for Parser<'_> {
+    fn depth(&mut self) -> &mut usize {
+        &mut self.depth
+    }
+
+    fn position(&self) -> usize {
+        self.offset()
+    }
 }
 
 impl Parser<'_> {
@@ -432,20 +440,6 @@ impl Parser<'_> {
             pred: Predicate::Str(StrMatch::new(StrKind::Exact, &token.text, true)),
         };
         Ok(Expr::and(vec![category, condition]))
-    }
-
-    /// Runs one level of a recursive rule, refusing to go deeper than [`MAX_QUERY_DEPTH`].
-    fn nested<T>(
-        &mut self,
-        rule: impl FnOnce(&mut Self) -> Result<T, LowerError>,
-    ) -> Result<T, LowerError> {
-        if self.depth >= MAX_QUERY_DEPTH {
-            return Err(LowerError::too_deep(self.offset()));
-        }
-        self.depth += 1;
-        let result = rule(self);
-        self.depth -= 1;
-        result
     }
 
     fn or_expr(&mut self) -> Result<Expr, LowerError> {

@@ -48,7 +48,7 @@ use crate::ir::{
 };
 
 use super::eql::lucene_regex;
-use super::{Lookback, LowerError, MAX_QUERY_DEPTH, Pattern, ecs_field, pattern_expr};
+use super::{Lookback, LowerError, MAX_QUERY_DEPTH, Nesting, Pattern, ecs_field, pattern_expr};
 use crate::eval::java_date::JavaDatePattern;
 
 /// A lowered ES|QL query.
@@ -821,6 +821,16 @@ struct ExprParser<'t, 's> {
     depth: usize,
 }
 
+impl Nesting for ExprParser<'_, '_> {
+    fn depth(&mut self) -> &mut usize {
+        &mut self.depth
+    }
+
+    fn position(&self) -> usize {
+        self.offset()
+    }
+}
+
 impl ExprParser<'_, '_> {
     fn offset(&self) -> usize {
         self.tokens
@@ -871,20 +881,6 @@ impl ExprParser<'_, '_> {
             .ok_or_else(|| LowerError::syntax(self.state.end, "unexpected end of command"))?;
         self.pos += 1;
         Ok(token)
-    }
-
-    /// Runs one level of a recursive rule, refusing to go deeper than [`MAX_QUERY_DEPTH`].
-    fn nested<T>(
-        &mut self,
-        rule: impl FnOnce(&mut Self) -> Result<T, LowerError>,
-    ) -> Result<T, LowerError> {
-        if self.depth >= MAX_QUERY_DEPTH {
-            return Err(LowerError::too_deep(self.offset()));
-        }
-        self.depth += 1;
-        let result = rule(self);
-        self.depth -= 1;
-        result
     }
 
     fn or_expr(&mut self) -> Result<Cond, LowerError> {
@@ -1447,6 +1443,16 @@ struct ValueParser<'t, 's> {
     depth: usize,
 }
 
+impl Nesting for ValueParser<'_, '_> {
+    fn depth(&mut self) -> &mut usize {
+        &mut self.depth
+    }
+
+    fn position(&self) -> usize {
+        self.offset()
+    }
+}
+
 impl ValueParser<'_, '_> {
     fn offset(&self) -> usize {
         self.tokens
@@ -1492,20 +1498,6 @@ impl ValueParser<'_, '_> {
             })?;
         self.pos += 1;
         Ok(token)
-    }
-
-    /// Runs one level of a recursive rule, refusing to go deeper than [`MAX_QUERY_DEPTH`].
-    fn nested<T>(
-        &mut self,
-        rule: impl FnOnce(&mut Self) -> Result<T, LowerError>,
-    ) -> Result<T, LowerError> {
-        if self.depth >= MAX_QUERY_DEPTH {
-            return Err(LowerError::too_deep(self.offset()));
-        }
-        self.depth += 1;
-        let result = rule(self);
-        self.depth -= 1;
-        result
     }
 
     fn or_expr(&mut self) -> Result<ValueExpr, LowerError> {

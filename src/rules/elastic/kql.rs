@@ -19,7 +19,7 @@
 
 use crate::ir::{CmpOp, Expr, Predicate};
 
-use super::{LowerError, MAX_QUERY_DEPTH, Pattern, ecs_field, pattern_expr};
+use super::{LowerError, Nesting, Pattern, ecs_field, pattern_expr};
 
 /// Parses and lowers a KQL query.
 pub fn lower(query: &str) -> Result<Expr, LowerError> {
@@ -39,7 +39,7 @@ pub fn lower(query: &str) -> Result<Expr, LowerError> {
 struct Parser<'a> {
     text: &'a str,
     pos: usize,
-    /// Nesting of the recursive rules being parsed, bounded by [`MAX_QUERY_DEPTH`].
+    /// Nesting of the recursive rules being parsed, bounded by [`super::MAX_QUERY_DEPTH`].
     depth: usize,
 }
 
@@ -49,6 +49,16 @@ enum ValueTree {
     And(Vec<ValueTree>),
     Not(Box<ValueTree>),
     Leaf(Pattern),
+}
+
+impl Nesting for Parser<'_> {
+    fn depth(&mut self) -> &mut usize {
+        &mut self.depth
+    }
+
+    fn position(&self) -> usize {
+        self.pos
+    }
 }
 
 impl<'a> Parser<'a> {
@@ -90,20 +100,6 @@ impl<'a> Parser<'a> {
         } else {
             false
         }
-    }
-
-    /// Runs one level of a recursive rule, refusing to go deeper than [`MAX_QUERY_DEPTH`].
-    fn nested<T>(
-        &mut self,
-        rule: impl FnOnce(&mut Self) -> Result<T, LowerError>,
-    ) -> Result<T, LowerError> {
-        if self.depth >= MAX_QUERY_DEPTH {
-            return Err(LowerError::too_deep(self.pos));
-        }
-        self.depth += 1;
-        let result = rule(self);
-        self.depth -= 1;
-        result
     }
 
     /// `or_query` over clauses; `field` is set inside `field: { ... }`.

@@ -49,6 +49,29 @@ pub struct LowerError {
     pub unsupported: bool,
 }
 
+/// A recursive-descent query parser whose recursion is bounded by [`MAX_QUERY_DEPTH`] (the
+/// KQL, EQL and ES|QL parsers), so a deeply nested query is an error, not a stack overflow.
+pub(crate) trait Nesting: Sized {
+    /// The nesting of the recursive rules being parsed.
+    fn depth(&mut self) -> &mut usize;
+    /// Where an error points: the offset of the current token.
+    fn position(&self) -> usize;
+
+    /// Runs one level of a recursive rule, refusing to go deeper than [`MAX_QUERY_DEPTH`].
+    fn nested<T>(
+        &mut self,
+        rule: impl FnOnce(&mut Self) -> Result<T, LowerError>,
+    ) -> Result<T, LowerError> {
+        if *self.depth() >= MAX_QUERY_DEPTH {
+            return Err(LowerError::too_deep(self.position()));
+        }
+        *self.depth() += 1;
+        let result = rule(self);
+        *self.depth() -= 1;
+        result
+    }
+}
+
 impl LowerError {
     pub fn syntax(offset: usize, message: impl Into<String>) -> LowerError {
         LowerError {
