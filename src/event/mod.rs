@@ -217,6 +217,32 @@ impl<'a> Event<'a> {
         self.materialize(slot)
     }
 
+    /// The value of the top-level key for which `same` holds that a walk over the whole
+    /// object (serde_json's map, in key order) would meet first: the smallest such key, at its
+    /// last occurrence. Only that value is materialized (callers use it for lookups that
+    /// ignore case, such as Panther's `event.get`).
+    pub fn find_key(&self, same: impl Fn(&str) -> bool) -> Option<&Value> {
+        if let Some(root) = self.root.get() {
+            return match root {
+                Value::Object(map) => map.iter().find(|(k, _)| same(k)).map(|(_, v)| v),
+                _ => None,
+            };
+        }
+        let mut best: Option<&Slot> = None;
+        for slot in &self.slots {
+            let key = self.key(slot);
+            if !same(key) {
+                continue;
+            }
+            match best {
+                Some(kept) if self.key(kept) < key => {}
+                // A smaller key, or a later occurrence of the same one.
+                _ => best = Some(slot),
+            }
+        }
+        best.and_then(|slot| self.materialize(slot))
+    }
+
     /// The raw JSON text of top-level key `key` (its last occurrence), without building it.
     pub fn raw(&self, key: &str) -> Option<&str> {
         let slot = self.slot(key)?;

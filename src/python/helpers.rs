@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::rc::Rc;
 
+use serde_json::Value as Json;
+
 use super::interp::{Interp, R};
 use super::native::{event_get, take_kw};
 use super::udm;
@@ -134,7 +136,41 @@ fn mapping_get(it: &Interp, m: &Val, key: &Val, default: &Val) -> R<Val> {
 /// Panther's `deep_get`: walks mappings; a missing key or a non-mapping yields the default,
 /// and a final None is replaced by the default.
 pub fn deep_get(it: &Interp, obj: &Val, keys: &[Val], default: &Val) -> R<Val> {
-    let mut out = obj.clone();
+    // From the event, the JSON is walked as it is and only the value at the end is converted:
+    // the same answer as converting each step (a JSON object converts to a dict with the same
+    // keys), without building the objects on the way.
+    if let (Val::Event, [Val::Str(first), rest @ ..]) = (obj, keys)
+        && rest.iter().all(|k| matches!(k, Val::Str(_)))
+    {
+        let Some(mut cur) = super::native::event_lookup(it.event, first) else {
+            return deep_get_from(it, default.clone(), rest, default);
+        };
+        for (i, k) in rest.iter().enumerate() {
+            let next = match (cur, k) {
+                // As the case-insensitive dict the object converts to (`Dict::get`): the key
+                // as written, else the first key equal to it ignoring case.
+                (Json::Object(map), Val::Str(k)) => map.get(&**k).or_else(|| {
+                    map.iter()
+                        .find(|(key, _)| same_lower(key, k))
+                        .map(|(_, v)| v)
+                }),
+                _ => None,
+            };
+            match next {
+                Some(v) => cur = v,
+                // A missing key or a non-mapping gives the default, and the walk goes on in it.
+                None => return deep_get_from(it, default.clone(), &rest[i + 1..], default),
+            }
+        }
+        // Charged as `event.get` charges what it converts.
+        let _ = it.charge(super::native::json_nodes(cur, 0));
+        return deep_get_from(it, from_json(cur), &[], default);
+    }
+    deep_get_from(it, obj.clone(), keys, default)
+}
+
+/// [`deep_get`] from the value `out`, already reached.
+fn deep_get_from(it: &Interp, mut out: Val, keys: &[Val], default: &Val) -> R<Val> {
     for k in keys {
         out = if is_mapping(&out) {
             mapping_get(it, &out, k, default)?

@@ -10,7 +10,7 @@ use super::ast::*;
 use super::helpers;
 use super::interp::{Interp, R};
 use super::value::*;
-use crate::ir::FieldPath;
+use crate::event::Event;
 
 // ---- the import table ----
 
@@ -579,19 +579,7 @@ pub fn is_exception_class(name: &str) -> bool {
 /// written, else (Panther's events are case-insensitive mappings) the first key equal to it
 /// ignoring ASCII case.
 pub fn event_get(it: &Interp, key: &str) -> Option<Val> {
-    let event = it.event;
-    let found = if key.contains('.') {
-        event.root().get(key)
-    } else {
-        event.first(&FieldPath::new(key))
-    };
-    let found = match found {
-        Some(v) => Some(v),
-        None => match event.root() {
-            Json::Object(map) => map.iter().find(|(k, _)| same_lower(k, key)).map(|(_, v)| v),
-            _ => None,
-        },
-    }?;
+    let found = event_lookup(it.event, key)?;
     // Converting a large sub-object costs in proportion to its size: charge it, so a loop over
     // `event.get` of a big field cannot run unbounded work within a few steps. A budget
     // overrun shows at the next step.
@@ -599,7 +587,16 @@ pub fn event_get(it: &Interp, key: &str) -> Option<Val> {
     Some(from_json(found))
 }
 
-fn json_nodes(v: &Json, depth: usize) -> usize {
+/// The JSON value `event.get(key)` reads, not yet converted: the top-level key `key` (a dotted
+/// key is one flat key too), else the first key equal to it ignoring case, in the order of the
+/// parsed object (Panther's case-insensitive event).
+pub fn event_lookup<'e>(event: &'e Event<'_>, key: &str) -> Option<&'e Json> {
+    event
+        .get(key)
+        .or_else(|| event.find_key(|k| same_lower(k, key)))
+}
+
+pub(super) fn json_nodes(v: &Json, depth: usize) -> usize {
     match v {
         Json::Array(items) if depth < 64 => {
             1 + items

@@ -11,8 +11,11 @@
 //! condition necessary for `e` to be truthy, and `f(e)`, one necessary for `e` to be falsy
 //! (both assuming `e` did not raise: a raise is a non-match, so it needs no condition). A guard
 //! `if C: return False` contributes `f(C)` to what follows; `if C: return True ... return False`
-//! gives `t(C)`; `not` swaps the two; anything the analysis does not understand (a call of a
-//! local function, a loop, `try`, a comprehension) gives `Const(true)` for that part.
+//! gives `t(C)`; `not` swaps the two. A loop or `try` gives the disjunction of `t(v)` over every
+//! `return v` inside it and of what follows it, with the names it binds forgotten (so a guard
+//! loop that only returns False costs nothing); `global` is skipped. Anything the analysis does
+//! not understand (a call of a local function, a comprehension) gives `Const(true)` for that
+//! part.
 //!
 //! Atoms are only produced where the IR's semantics cover Python's:
 //! - `event.get("k") == "s"`: Python's `==` with a `str` literal is true only for an equal
@@ -21,6 +24,10 @@
 //! - `event.get("k") in CONST` where `CONST` is a literal list, tuple or set of strings, or a
 //!   module-level name bound once to one, never rebound, never used other than as the right
 //!   operand of `in`, and not replaced by a test's mock.
+//! - `event["k"]` reads as `event.get("k")` (it raises where that gives None).
+//! - `event.udm("event_type") == event_type.X` (the helper module imported once, not mocked):
+//!   the `eventName` the CloudTrail data model (`udm.rs`) gives that type for, or false for a
+//!   type it never gives.
 //! - `event.get("k").startswith(p)`: a value that is not a `str` raises, so a truthy result
 //!   means a `str` with the prefix.
 //! - `not event.get("k")`: no value whose text proves it truthy ([`TRUTHY_TEXT`]).
@@ -70,9 +77,20 @@ pub fn necessary_condition(body: &[Stmt], name: &str, mocked: &[&str]) -> ir::Ex
     // function or rebound through `global`). A test mock may replace any module-level name.
     let mut consts: HashMap<String, Vec<String>> = HashMap::new();
     let mut success_imported = false;
+    let mut event_type_aliases = HashSet::new();
     let mut def = None;
     for stmt in body {
         match &stmt.kind {
+            StmtKind::Import(names) => {
+                for (module, bound) in names {
+                    if module == "panther_event_type_helpers"
+                        && scan.binds.get(bound) == Some(&1)
+                        && !is_mocked(bound)
+                    {
+                        event_type_aliases.insert(bound.clone());
+                    }
+                }
+            }
             StmtKind::Assign(targets, value) => {
                 // A `str` constant is left out: `x in "abc"` is a substring test.
                 if let [Expr::Name(n)] = targets.as_slice()
@@ -124,6 +142,7 @@ pub fn necessary_condition(body: &[Stmt], name: &str, mocked: &[&str]) -> ir::Ex
         consts,
         builtins_ok,
         success_ok,
+        event_type_aliases,
         param,
         fuel: Cell::new(FUEL),
     };
@@ -417,6 +436,8 @@ enum Sym {
     },
     Const(Const),
     Strs(Vec<String>),
+    /// `event.udm("event_type")`: a `str` from the CloudTrail data model (`udm.rs`), or None.
+    EventType,
 }
 
 type Env = HashMap<String, Sym>;
@@ -426,6 +447,8 @@ struct Ctx {
     /// The builtins `all` and `any` where the module neither binds nor mocks them.
     builtins_ok: HashSet<&'static str>,
     success_ok: bool,
+    /// Names bound once, by `import panther_event_type_helpers as NAME`, and never mocked.
+    event_type_aliases: HashSet<String>,
     param: String,
     fuel: Cell<u32>,
 }
@@ -484,8 +507,33 @@ impl Ctx {
                     Ir::and(vec![self.f(c, env), self.block(&else_path, env)]),
                 ])
             }
-            // Loops, `try`, calls for their effect, nested definitions: no information about
-            // what follows.
+            // `global` only says where later assignments go; the walk tracks names either way.
+            StmtKind::Global(_) => self.block(&rest, env),
+            // A loop or `try` returns a truthy value either from a `return` inside it, whatever
+            // guards lead there, or later, from what follows it. Names it binds are forgotten
+            // on both paths, since how often it ran is unknown.
+            StmtKind::For(..) | StmtKind::While(..) | StmtKind::Try { .. } => {
+                let mut inner = Scan::default();
+                inner.stmts(std::slice::from_ref(stmt));
+                if inner.walrus {
+                    return Ir::Const(true);
+                }
+                let mut env = env.clone();
+                env.retain(|name, _| !inner.binds.contains_key(name));
+                let mut returns = Vec::new();
+                returns_in(std::slice::from_ref(stmt), &mut returns);
+                let mut alts: Vec<Ir> = returns
+                    .into_iter()
+                    .map(|value| match value {
+                        Some(e) => self.t(e, &env),
+                        None => Ir::Const(false),
+                    })
+                    .collect();
+                alts.push(self.block(&rest, &env));
+                Ir::or(alts)
+            }
+            // Calls for their effect, nested definitions, `del`: no information about what
+            // follows.
             _ => Ir::Const(true),
         }
     }
@@ -503,10 +551,34 @@ impl Ctx {
                 None => self.consts.get(n).map(|s| Sym::Strs(s.clone())),
             },
             Expr::List(_) | Expr::Tuple(_) | Expr::Set(_) => str_collection(e).map(Sym::Strs),
+            // `event[k]` is `event.get(k)`, or a KeyError (no match) where that is None.
+            Expr::Subscript(recv, key) if self.is_event(recv) => match &**key {
+                Expr::Const(Const::Str(k)) => Some(Sym::Get {
+                    key: k.clone(),
+                    default: Const::None,
+                }),
+                _ => None,
+            },
+            // `event_type.FAILED_LOGIN`: a constant of the helper module.
+            Expr::Attr(module, name) => match &**module {
+                Expr::Name(m) if self.event_type_aliases.contains(m) => {
+                    crate::python::helpers::event_type_constant(name)
+                        .map(|c| Sym::Const(Const::Str(c.to_string())))
+                }
+                _ => None,
+            },
             Expr::Call(f, args) => {
                 let Expr::Attr(recv, method) = &**f else {
                     return None;
                 };
+                if method == "udm" && self.is_event(recv) {
+                    return match args.as_slice() {
+                        [Arg::Pos(Expr::Const(Const::Str(k)))] if k == "event_type" => {
+                            Some(Sym::EventType)
+                        }
+                        _ => None,
+                    };
+                }
                 if method != "get" || !self.is_event(recv) {
                     return None;
                 }
@@ -630,6 +702,16 @@ impl Ctx {
         let (Some(a), Some(b)) = (self.sym(left, env), self.sym(right, env)) else {
             return Ir::Const(true);
         };
+        match (op, &a, &b) {
+            (CmpOp::Eq, Sym::EventType, Sym::Const(Const::Str(s)))
+            | (CmpOp::Eq, Sym::Const(Const::Str(s)), Sym::EventType) => {
+                return event_type_is(std::slice::from_ref(s));
+            }
+            (CmpOp::In, Sym::EventType, Sym::Strs(items)) if !matches!(right, Expr::Const(_)) => {
+                return event_type_is(items);
+            }
+            _ => {}
+        }
         let (get, needles) = match (op, a, b) {
             (CmpOp::Eq, get @ Sym::Get { .. }, Sym::Const(Const::Str(s)))
             | (CmpOp::Eq, Sym::Const(Const::Str(s)), get @ Sym::Get { .. }) => (get, vec![s]),
@@ -721,6 +803,34 @@ impl Ctx {
     }
 }
 
+/// The values of every `return` in `stmts` (nested blocks included, nested definitions not:
+/// their returns are another function's).
+fn returns_in<'s>(stmts: &'s [Stmt], out: &mut Vec<Option<&'s Expr>>) {
+    for s in stmts {
+        match &s.kind {
+            StmtKind::Return(value) => out.push(value.as_ref()),
+            StmtKind::If(_, a, b) | StmtKind::For(_, _, a, b) | StmtKind::While(_, a, b) => {
+                returns_in(a, out);
+                returns_in(b, out);
+            }
+            StmtKind::Try {
+                body,
+                handlers,
+                orelse,
+                finally,
+            } => {
+                returns_in(body, out);
+                for h in handlers {
+                    returns_in(&h.body, out);
+                }
+                returns_in(orelse, out);
+                returns_in(finally, out);
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Necessary for an `event.get` value to be falsy: no value whose text proves it truthy (an
 /// absent key gives the default, and no value was found then either).
 fn get_falsy(sym: Sym) -> Ir {
@@ -730,7 +840,7 @@ fn get_falsy(sym: Sym) -> Ir {
             _ => Ir::Const(true),
         },
         Sym::Const(c) => Ir::Const(!truthy_const(&c)),
-        Sym::Strs(_) => Ir::Const(true),
+        Sym::Strs(_) | Sym::EventType => Ir::Const(true),
     }
 }
 
@@ -752,8 +862,46 @@ fn get_truthy(sym: Sym) -> Ir {
             None => Ir::Const(true),
         },
         Sym::Const(c) => Ir::Const(truthy_const(&c)),
+        // Every value the data model gives is a non-empty `str`, or None.
+        Sym::EventType => event_type_is(&[
+            "failed_login".to_string(),
+            "successful_login".to_string(),
+            "user_account_created".to_string(),
+            "account_created".to_string(),
+        ]),
         Sym::Strs(_) => Ir::Const(true),
     }
+}
+
+/// Necessary for `event.udm("event_type")` to be one of `values`: the `eventName` each comes
+/// from in the CloudTrail data model (`udm::get_event_type`, which reads it with `event.get`);
+/// a value the model never gives cannot be met.
+fn event_type_is(values: &[String]) -> Ir {
+    let Some(path) = key_path("eventName") else {
+        return Ir::Const(true);
+    };
+    let mut names: Vec<&str> = values
+        .iter()
+        .filter_map(|v| match v.as_str() {
+            "failed_login" | "successful_login" => Some("ConsoleLogin"),
+            "user_account_created" => Some("CreateUser"),
+            "account_created" => Some("CreateAccountResult"),
+            _ => None,
+        })
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    Ir::or(
+        names
+            .into_iter()
+            .map(|n| {
+                field_at(
+                    path.clone(),
+                    Predicate::Str(StrMatch::new(StrKind::Exact, n, true)),
+                )
+            })
+            .collect(),
+    )
 }
 
 fn field_at(path: FieldPath, pred: Predicate) -> Ir {
@@ -1058,5 +1206,107 @@ mod tests {
         let src = "def all(x):\n    return True\ndef rule(event):\n    return all([event.get(\"a\") == \"1\"])\n";
         let n = module(src).necessary("rule");
         assert!(matches!(n, Ir::Const(true)), "{n}");
+    }
+
+    /// A loop or `try` contributes the truthy returns inside it; a guard loop that only
+    /// returns False leaves the condition of what follows, with the names it binds forgotten.
+    #[test]
+    fn loops_try_and_global() {
+        let src = "ALLOW = [{\"n\": \"a\"}]\nEVENTS = {\"X\", \"Y\"}\ndef rule(event):\n    global ALLOW\n    name = event.get(\"eventName\")\n    for entry in ALLOW:\n        if entry[\"n\"] == event.get(\"user\"):\n            return False\n    if name == \"Z\":\n        return True\n    return name in EVENTS\n";
+        let (n, got) = check(
+            src,
+            &[
+                json!({"eventName": "X"}),
+                json!({"eventName": "Z"}),
+                json!({"eventName": "X", "user": "a"}),
+                json!({"eventName": "W"}),
+            ],
+        );
+        assert!(n.to_string().contains("eventName"), "{n}");
+        assert_eq!(got, [true, true, true, false]);
+        // A name the loop rebinds is no longer what it was before the loop.
+        let src = "def rule(event):\n    name = event.get(\"a\")\n    for name in event.get(\"list\", []):\n        pass\n    return name == \"x\"\n";
+        let (n, got) = check(src, &[json!({"a": "y", "list": ["x"]}), json!({"a": "x"})]);
+        assert!(matches!(n, Ir::Const(true)), "{n}");
+        assert_eq!(got, [true, true]);
+        // Returns inside a loop or `try` count, whatever guards them.
+        let src = "def rule(event):\n    for x in event.get(\"l\", []):\n        if x:\n            return event.get(\"k\") == \"v\"\n    try:\n        return event[\"j\"] == \"w\"\n    except KeyError:\n        return False\n";
+        let (_, got) = check(
+            src,
+            &[
+                json!({"l": [1], "k": "v"}),
+                json!({"j": "w"}),
+                json!({"l": [1], "k": "u", "j": "u"}),
+            ],
+        );
+        assert_eq!(got, [true, true, false]);
+    }
+
+    /// `event["k"]` reads like `event.get("k")`, and raises where that is None.
+    #[test]
+    fn subscripts_read_like_get() {
+        let src = "def rule(event):\n    return event[\"eventName\"] == \"A\" and event.get(\"b\") == \"c\"\n";
+        let (_, got) = check(
+            src,
+            &[
+                json!({"eventName": "A", "b": "c"}),
+                json!({"EVENTNAME": "A", "b": "c"}),
+                json!({"eventName": "B", "b": "c"}),
+                json!({"b": "c"}),
+            ],
+        );
+        assert_eq!(got, [true, true, false, false]);
+    }
+
+    /// `event.udm("event_type")` through the CloudTrail data model: each type needs the
+    /// `eventName` it comes from; a type the model never gives cannot match.
+    #[test]
+    fn udm_event_types() {
+        let helpers = "import panther_event_type_helpers as event_type\n";
+        let events = [
+            json!({"eventName": "ConsoleLogin", "userIdentity": {"type": "IAMUser"}, "responseElements": {"ConsoleLogin": "Failure"}}),
+            json!({"eventName": "ConsoleLogin", "userIdentity": {"type": "Root"}, "responseElements": {"ConsoleLogin": "Failure"}}),
+            json!({"eventName": "CreateUser"}),
+            json!({"eventname": "CreateUser"}),
+            json!({"eventName": "CreateAccountResult"}),
+            json!({"eventName": "DeleteUser"}),
+        ];
+        let cases: [(&str, [bool; 6]); 5] = [
+            (
+                "    return event.udm(\"event_type\") == event_type.FAILED_LOGIN\n",
+                [true, true, false, false, false, false],
+            ),
+            (
+                "    if event.udm(\"event_type\") != event_type.USER_ACCOUNT_CREATED:\n        return False\n    return True\n",
+                [false, false, true, true, false, false],
+            ),
+            (
+                "    return event.udm(\"event_type\") in [\"account_created\", \"successful_login\"]\n",
+                [true, true, false, false, true, false],
+            ),
+            (
+                "    return event.udm(\"event_type\") == event_type.MFA_DISABLED\n",
+                [false, false, false, false, false, false],
+            ),
+            (
+                "    return event.udm(\"event_type\")\n",
+                [true, true, true, true, true, false],
+            ),
+        ];
+        for (body, want) in cases {
+            let src = format!("{helpers}def rule(event):\n{body}");
+            let (n, got) = check(&src, &events);
+            assert_eq!(got, want, "{src}\nN = {n}");
+        }
+        // A mocked or rebound helper module gives no condition.
+        let src = format!(
+            "{helpers}def rule(event):\n    return event.udm(\"event_type\") == event_type.FAILED_LOGIN\n"
+        );
+        let n = module(&src).necessary_with_mocks("rule", &["event_type"]);
+        assert!(matches!(n, Ir::Const(true)), "{n}");
+        let src = format!(
+            "{helpers}event_type = None\ndef rule(event):\n    return event.udm(\"event_type\") == event_type.FAILED_LOGIN\n"
+        );
+        assert!(matches!(module(&src).necessary("rule"), Ir::Const(true)));
     }
 }

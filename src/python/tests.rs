@@ -704,3 +704,36 @@ fn format_widths_are_bounded() {
         json!("    x")
     );
 }
+
+/// Trap: `event.get` and `deep_get` read the raw event without converting what they pass
+/// through; their answers must stay those of the converted case-insensitive objects (the key
+/// as written, else the first key equal ignoring case in the parsed object's order, a
+/// duplicated key at its last occurrence), on the scanner's path and on the serde_json one
+/// (a `\u` escape makes the whole line parsed).
+#[test]
+fn raw_event_lookups_answer_as_the_converted_objects() {
+    let src = "def rule(event):\n    return [event.get('ab'), event['AB'], event.get('dup'), event.deep_get('ui', 'accesskeyid'), event.deep_get('UI', 'AccessKeyId', 'x', default='d'), event.deep_get('ui', 'type', default='d'), event.deep_get('nope', 'type', default={'type': 't'}), event.deep_get('ui', 'n', default='d')]\n";
+    let module = Module::parse(src, "t.py").unwrap();
+    for (text, escaped) in [
+        (
+            r#"{"aB":2,"Ab":1,"dup":1,"DUP":5,"dup":2,"ui":{"accessKeyId":"j","AccessKeyID":"k","n":null}}"#,
+            false,
+        ),
+        (
+            r#"{"aB":2,"Ab":1,"dup":1,"DUP":5,"dup":2,"ui":{"accessKeyId":"j","AccessKeyID":"k","n":null},"e":"\u0041"}"#,
+            true,
+        ),
+    ] {
+        let event = Event::parse(text).unwrap();
+        assert_eq!(event.has_unicode_escape(), escaped);
+        let mut kv = MemoryKv::new(16);
+        let mut ctx = CallCtx {
+            step_budget: 100_000,
+            state: &mut kv,
+            now_ms: 1_700_000_000_000,
+            mocks: &Mocks::none(),
+        };
+        let got = module.call("rule", &event, &mut ctx).unwrap();
+        assert_eq!(got, json!([1, 1, 2, "k", "d", "d", "t", "d"]), "{text}");
+    }
+}
