@@ -153,42 +153,9 @@ pub fn necessary_condition(body: &[Stmt], name: &str, mocked: &[&str]) -> ir::Ex
 /// event has no literal top-level key `key` (see `native::event_get`, which this mirrors:
 /// the first key of the parsed object, in its order, equal to `key` ignoring case).
 pub fn panther_key(key: &str, event: &Event<'_>) -> Option<Json> {
-    // Fast refusal without building the object: in an ASCII text without escapes, a key equal
-    // to an ASCII `key` ignoring case is written as such. Non-ASCII text could hold a key
-    // whose Unicode lowercase is ASCII (the Kelvin sign), and an escape could spell one.
-    let text = event.text();
-    if key.is_ascii()
-        && text.is_ascii()
-        && !event.has_escape()
-        && !contains_ascii_caseless(text.as_bytes(), key.as_bytes())
-    {
-        return None;
-    }
-    match event.root() {
-        Json::Object(map) => map
-            .iter()
-            .find(|(k, _)| same_lower(k, key))
-            .map(|(_, v)| v.clone()),
-        _ => None,
-    }
-}
-
-/// Whether `needle` occurs in `haystack` ignoring ASCII case: candidates are found with
-/// `memchr2` on the needle's first byte in both cases, so most of the text is skipped at
-/// memchr speed (this runs for every key a rule reads that the event lacks).
-fn contains_ascii_caseless(haystack: &[u8], needle: &[u8]) -> bool {
-    let Some(&first) = needle.first() else {
-        return true;
-    };
-    let Some(last_start) = haystack.len().checked_sub(needle.len()) else {
-        return false;
-    };
-    memchr::memchr2_iter(
-        first.to_ascii_lowercase(),
-        first.to_ascii_uppercase(),
-        &haystack[..=last_start],
-    )
-    .any(|at| haystack[at..at + needle.len()].eq_ignore_ascii_case(needle))
+    // The event's top-level keys were indexed when it was decoded: comparing them costs far
+    // less than a search of the text, and only the value found is built.
+    event.find_key(|k| same_lower(k, key)).cloned()
 }
 
 /// The path `event.get(key)` reads, or `None` for a key the IR would read differently.
@@ -911,19 +878,6 @@ fn field_at(path: FieldPath, pred: Predicate) -> Ir {
 #[cfg(test)]
 mod tests {
     use serde_json::{Value, json};
-
-    #[test]
-    fn caseless_search_finds_every_case_and_position() {
-        use super::contains_ascii_caseless as find;
-        assert!(find(b"{\"EventName\":1}", b"eventname"));
-        assert!(find(b"abcXYZ", b"xyz"));
-        assert!(find(b"xyz", b"XYZ"));
-        assert!(find(b"anything", b""));
-        assert!(!find(b"xy", b"xyz"));
-        assert!(!find(b"abc-xyq", b"xyz"));
-        // Digits and punctuation have one case: both memchr2 bytes are the same.
-        assert!(find(b"a.1b", b"1B"));
-    }
 
     use super::super::{CallCtx, MemoryKv, Mocks, Module, truthy};
     use crate::event::Event;
