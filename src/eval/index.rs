@@ -171,6 +171,51 @@ pub fn necessary_ranked(expr: &Expr, distinct: &dyn Fn(&FieldPath) -> usize) -> 
     }
 }
 
+/// Up to two necessary conditions of `expr` that must all hold: the best one of
+/// [`necessary_ranked`], and for an `and`, the best condition of another operand when it is a
+/// lookup (exact values or needles; a keyword pass or a presence test would cost more than it
+/// saves). Rules that share their best condition (a rule and its near copies, which keep the
+/// `eventName` and change another value) are then told apart before evaluation.
+pub fn necessary_conjuncts(expr: &Expr, distinct: &dyn Fn(&FieldPath) -> usize) -> Vec<Need> {
+    let Expr::And(items) = expr else {
+        return vec![necessary_ranked(expr, distinct)];
+    };
+    let mut needs: Vec<Need> = Vec::with_capacity(items.len());
+    for item in items {
+        let need = necessary_ranked(item, distinct);
+        if need == Need::AnyOf(Vec::new()) {
+            return vec![need];
+        }
+        needs.push(need);
+    }
+    let Some(best) = (0..needs.len()).reduce(|best, at| {
+        if needs[at].is_better(&needs[best], distinct) {
+            at
+        } else {
+            best
+        }
+    }) else {
+        return vec![Need::Always];
+    };
+    let lookup = |need: &Need| matches!(need, Need::AnyOf(atoms) if atoms.iter().all(|atom| atom.rank() <= 1));
+    let second = (0..needs.len())
+        .filter(|&at| at != best && lookup(&needs[at]) && needs[at] != needs[best])
+        .reduce(|kept, at| {
+            if needs[at].is_better(&needs[kept], distinct) {
+                at
+            } else {
+                kept
+            }
+        });
+    let mut out = vec![needs[best].clone()];
+    if let Some(second) = second
+        && lookup(&needs[best])
+    {
+        out.push(needs[second].clone());
+    }
+    out
+}
+
 fn field_need(path: &FieldPath, pred: &Predicate) -> Need {
     let present = || Need::AnyOf(vec![Atom::Present(path.clone())]);
     match pred {
@@ -197,13 +242,61 @@ fn field_need(path: &FieldPath, pred: &Predicate) -> Need {
             }
             StrKind::Glob => present(),
         },
+        Predicate::Regex(regex) => match regex_needles(regex.as_str()) {
+            Some(needles) => Need::AnyOf(
+                needles
+                    .into_iter()
+                    .map(|needle| Atom::Needle {
+                        path: path.clone(),
+                        needle,
+                        cased: true,
+                    })
+                    .collect(),
+            ),
+            None => present(),
+        },
         Predicate::Exists(true)
-        | Predicate::Regex(_)
         | Predicate::Num { .. }
         | Predicate::Cidr(_)
         | Predicate::FieldRef { .. }
         | Predicate::DatePart { .. } => present(),
     }
+}
+
+/// Literals one of which every match of `pattern` contains, as written (case-sensitive), or
+/// None when the pattern promises none: a literal in a sequence is required, an alternation
+/// requires one of its branches' literals, a repetition at least once requires its body's.
+/// Case-insensitive letters are classes, not literals, so `(?i)` patterns give none. Parsed
+/// with the defaults of `regex::Regex::new`, which builds every IR regex.
+fn regex_needles(pattern: &str) -> Option<Vec<String>> {
+    use regex_syntax::hir::{Hir, HirKind};
+    /// More alternatives than this cost more in the automaton than they save.
+    const MAX_NEEDLES: usize = 16;
+    fn required(hir: &Hir) -> Option<Vec<String>> {
+        match hir.kind() {
+            HirKind::Literal(literal) => {
+                let text = std::str::from_utf8(&literal.0).ok()?;
+                (!text.is_empty()).then(|| vec![text.to_string()])
+            }
+            HirKind::Capture(capture) => required(&capture.sub),
+            HirKind::Repetition(repetition) if repetition.min >= 1 => required(&repetition.sub),
+            // The operand whose shortest literal is longest: the most selective.
+            HirKind::Concat(items) => items
+                .iter()
+                .filter_map(required)
+                .max_by_key(|needles| needles.iter().map(String::len).min().unwrap_or(0)),
+            HirKind::Alternation(items) => {
+                let mut all = Vec::new();
+                for item in items {
+                    all.extend(required(item)?);
+                }
+                (all.len() <= MAX_NEEDLES).then_some(all)
+            }
+            _ => None,
+        }
+    }
+    let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
+    required(&hir)
 }
 
 /// Whether a keyword needle found in a value is also found, as is, in a raw line without
@@ -226,6 +319,11 @@ fn keyword_needle_survives_escapes(needle: &str) -> bool {
 pub struct RuleIndex {
     /// Rules with no necessary condition.
     always: Vec<usize>,
+    /// Per rule (by its index in the rule list), the bits of its conditions
+    /// ([`necessary_conjuncts`]): `0b1` for one, `0b11` for two. The lookup tables below hold
+    /// *entries*, `2 * rule + bit`: an entry found sets that bit, and the rule is a candidate
+    /// once every bit of its mask is set.
+    masks: Vec<u8>,
     exact: Vec<ExactField>,
     needles: Vec<NeedleField>,
     /// Keyword needles by `2 * folded + escape_sensitive`: case-folded or not, and whether
@@ -301,8 +399,9 @@ impl Automaton {
 /// Per-event scratch of [`RuleIndex::candidates`], reused between events.
 #[derive(Debug, Default)]
 pub struct IndexScratch {
-    /// `marks[rule] == epoch` when the rule is already a candidate of this event.
+    /// `marks[rule] == epoch` when `bits[rule]` holds this event's conditions of the rule.
     marks: Vec<u32>,
+    bits: Vec<u8>,
     epoch: u32,
     /// The case-folded text of a value, reused from event to event.
     folded: String,
@@ -330,15 +429,25 @@ impl RuleIndex {
             exact_values(&rules[rule].expr, &mut values);
         }
         let distinct = |path: &FieldPath| values.get(path).map_or(0, |set| set.len());
+        let mut masks = vec![0u8; rule_ids.iter().max().map_or(0, |&max| max + 1)];
         for &rule in rule_ids {
-            let atoms = match necessary_ranked(&rules[rule].expr, &distinct) {
-                Need::Always => {
-                    always.push(rule);
-                    continue;
-                }
-                Need::AnyOf(atoms) => atoms,
-            };
-            for atom in atoms {
+            let needs: Vec<Vec<Atom>> = necessary_conjuncts(&rules[rule].expr, &distinct)
+                .into_iter()
+                .filter_map(|need| match need {
+                    Need::Always => None,
+                    Need::AnyOf(atoms) => Some(atoms),
+                })
+                .collect();
+            if needs.is_empty() {
+                always.push(rule);
+                continue;
+            }
+            masks[rule] = (1u8 << needs.len()) - 1;
+            let atoms = needs
+                .into_iter()
+                .enumerate()
+                .flat_map(|(bit, atoms)| atoms.into_iter().map(move |atom| (2 * rule + bit, atom)));
+            for (rule, atom) in atoms {
                 match atom {
                     Atom::Exact { path, value, cased } => {
                         let field = match exact.iter_mut().position(|field| field.path == path) {
@@ -399,6 +508,7 @@ impl RuleIndex {
         let [cased_plain, cased_sensitive, folded_plain, folded_sensitive] = keywords;
         RuleIndex {
             always,
+            masks,
             exact,
             needles,
             keywords: [
@@ -420,20 +530,26 @@ impl RuleIndex {
             scratch.epoch = 1;
         }
         let epoch = scratch.epoch;
-        let marks = &mut scratch.marks;
+        if scratch.marks.len() < self.masks.len() {
+            scratch.marks.resize(self.masks.len(), 0);
+            scratch.bits.resize(self.masks.len(), 0);
+        }
+        let (marks, bits) = (&mut scratch.marks, &mut scratch.bits);
         let folded = &mut scratch.folded;
-        let mut add = |rule: usize| {
-            if rule >= marks.len() {
-                marks.resize(rule + 1, 0);
-            }
+        out.extend_from_slice(&self.always);
+        let masks = &self.masks;
+        let mut add = |entry: usize| {
+            let rule = entry / 2;
             if marks[rule] != epoch {
                 marks[rule] = epoch;
+                bits[rule] = 0;
+            }
+            let before = bits[rule];
+            bits[rule] |= 1 << (entry % 2);
+            if bits[rule] != before && bits[rule] == masks[rule] {
                 out.push(rule);
             }
         };
-        for &rule in &self.always {
-            add(rule);
-        }
         for field in &self.exact {
             event.any_value(&field.path, &mut |value| {
                 any_scalar(value, &mut |scalar| {
@@ -685,29 +801,7 @@ mod tests {
     /// Candidates are a superset of the matches, on events built to hit each atom kind.
     #[test]
     fn candidates_cover_every_match() {
-        use crate::ir::{LogSource, Meta};
-        let rule = |expr: Expr| Rule {
-            meta: Meta {
-                id: String::new(),
-                name: None,
-                title: String::new(),
-                format: crate::ir::Format::Sigma,
-                severity: crate::ir::Severity::Low,
-                tags: Vec::new(),
-                attack: Default::default(),
-                description: None,
-                references: Vec::new(),
-                fields: Vec::new(),
-                source: crate::ir::SourceLoc {
-                    path: String::new(),
-                    line: None,
-                },
-                doc: Default::default(),
-            },
-            logsource: LogSource::default(),
-            expr,
-            extra: crate::ir::RuleExtra::default(),
-        };
+        let rule = test_rule;
         let rules = vec![
             rule(str_field("eventName", StrKind::Exact, "CreateUser", false)),
             rule(str_field("ua", StrKind::Suffix, "Boto3", true)),
@@ -765,6 +859,132 @@ mod tests {
             }
             // The index does filter: the negated rule is always there, others only on a hit.
             assert!(out.len() < rules.len(), "{text}: {out:?}");
+        }
+    }
+
+    /// Trap: a literal taken from a regex must be in every text the regex matches.
+    #[test]
+    fn regex_needles_are_in_every_match() {
+        let cases: &[(&str, Option<&[&str]>)] = &[
+            (".+:assumed-role/aws:.+", Some(&[":assumed-role/aws:"])),
+            ("^(?:foo|bar)-x$", Some(&["foo", "bar"])),
+            ("(ab)+c", Some(&["ab"])),
+            ("x{2,}", Some(&["xx"])),
+            ("(?i)abc", None),
+            ("a*b?", None),
+            ("\\d+", None),
+            ("a|b*", None),
+            ("", None),
+            ("[", None),
+        ];
+        for (pattern, want) in cases {
+            let got = regex_needles(pattern);
+            let want = want.map(|w| w.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+            // Which literal stands for a sequence may change; that each is required may not.
+            match (&got, &want) {
+                (Some(got), Some(want)) => {
+                    assert!(
+                        got.iter()
+                            .all(|g| want.iter().any(|w| w.contains(g.as_str()))),
+                        "{pattern}: {got:?}"
+                    )
+                }
+                _ => assert_eq!(got, want, "{pattern}"),
+            }
+            let Some(needles) = got else { continue };
+            let re = regex::Regex::new(pattern).unwrap();
+            for hay in [
+                "arn:aws:sts::1:assumed-role/aws:x/i-1",
+                "foo-x",
+                "bar-x",
+                "ababc",
+                "xxx",
+                "ABC",
+                "c",
+            ] {
+                if re.is_match(hay) {
+                    assert!(
+                        needles.iter().any(|n| hay.contains(n.as_str())),
+                        "{pattern} on {hay}: {needles:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Near copies of a rule keep its best condition (`eventName`) and differ in another
+    /// operand of the `and`: the second condition keeps them from being candidates.
+    #[test]
+    fn second_conditions_tell_near_copies_apart() {
+        let and = |source: &str| {
+            Expr::and(vec![
+                str_field("eventName", StrKind::Exact, "createuser", false),
+                str_field("eventSource", StrKind::Exact, source, false),
+            ])
+        };
+        let rules: Vec<Rule> = [and("iam.amazonaws.com"), and("iam.amazonawz.com")]
+            .into_iter()
+            .chain([Expr::or(vec![
+                str_field("eventName", StrKind::Exact, "createuser", false),
+                str_field("userAgent", StrKind::Contains, "boto", true),
+            ])])
+            .chain([Expr::and(vec![
+                str_field("eventName", StrKind::Exact, "createuser", false),
+                Expr::not(str_field("eventSource", StrKind::Exact, "x", false)),
+            ])])
+            .map(test_rule)
+            .collect();
+        let ids: Vec<usize> = (0..rules.len()).collect();
+        let index = RuleIndex::new(&rules, &ids);
+        assert_eq!(necessary_conjuncts(&rules[0].expr, &|_| 0).len(), 2);
+        let mut scratch = IndexScratch::default();
+        let mut out = Vec::new();
+        for (text, want) in [
+            (
+                r#"{"eventName":"CreateUser","eventSource":"iam.amazonaws.com"}"#,
+                vec![0, 2, 3],
+            ),
+            (
+                r#"{"eventName":"CreateUser","eventSource":"IAM.amazonawz.com"}"#,
+                vec![1, 2, 3],
+            ),
+            (
+                r#"{"eventName":"DeleteUser","eventSource":"iam.amazonaws.com"}"#,
+                vec![],
+            ),
+            (
+                r#"{"eventSource":"iam.amazonaws.com","userAgent":"boto3"}"#,
+                vec![2],
+            ),
+        ] {
+            index.candidates(&Event::parse(text).unwrap(), &mut scratch, &mut out);
+            assert_eq!(out, want, "{text}");
+        }
+    }
+
+    fn test_rule(expr: Expr) -> Rule {
+        use crate::ir::{LogSource, Meta};
+        Rule {
+            meta: Meta {
+                id: String::new(),
+                name: None,
+                title: String::new(),
+                format: crate::ir::Format::Sigma,
+                severity: crate::ir::Severity::Low,
+                tags: Vec::new(),
+                attack: Default::default(),
+                description: None,
+                references: Vec::new(),
+                fields: Vec::new(),
+                source: crate::ir::SourceLoc {
+                    path: String::new(),
+                    line: None,
+                },
+                doc: Default::default(),
+            },
+            logsource: LogSource::default(),
+            expr,
+            extra: crate::ir::RuleExtra::default(),
         }
     }
 }
