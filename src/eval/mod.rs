@@ -259,13 +259,13 @@ impl Engine {
         // State (key-value helpers, thresholds, correlation groups) must only ever see events
         // that are whole: a field no rule has read yet may still hold a value the event view
         // cannot represent (see `Event::is_broken`). So before any state changes, a matched
-        // event that feeds state is materialized in full, which finds such a value.
+        // event that feeds state is checked in full, which finds such a value.
         let feeds_state = !self.correlator.is_empty()
             || out.matches.iter().any(|&idx| {
                 rules[idx].extra.native.is_some() || rules[idx].extra.threshold.is_some()
             });
         if !out.matches.is_empty() && feeds_state {
-            event.root();
+            event.check_whole();
         }
         if event.is_broken() {
             out.clear();

@@ -94,6 +94,8 @@ pub struct Event<'a> {
     has_unicode_escape: bool,
     /// Whether the text has any `\` (so any escape at all).
     has_escape: bool,
+    /// Whether the scan saw a number that may be beyond `f64` (`scan::Seen::big_number`).
+    big_number: bool,
     /// Set when a value failed to materialize (a number beyond `f64`).
     broken: Cell<bool>,
     derived: Derived,
@@ -133,6 +135,7 @@ impl<'a> Event<'a> {
                 root: OnceCell::from(value.clone()),
                 has_unicode_escape: false,
                 has_escape: false,
+                big_number: false,
                 broken: Cell::new(false),
                 derived: Derived::default(),
                 nested: Nested::default(),
@@ -171,6 +174,7 @@ impl<'a> Event<'a> {
             root,
             has_unicode_escape: seen.unicode_escape,
             has_escape: seen.escape,
+            big_number: seen.big_number,
             broken: Cell::new(false),
             derived: Derived::default(),
             nested: Nested::default(),
@@ -196,6 +200,15 @@ impl<'a> Event<'a> {
     /// the line is then invalid JSON for serde_json, and callers treat it as such.
     pub fn is_broken(&self) -> bool {
         self.broken.get()
+    }
+
+    /// Makes [`Event::is_broken`] answer for the whole event, not only for the fields read so
+    /// far: builds the whole object when the scan saw a number that may be beyond `f64`. Any
+    /// other event cannot break (serde_json already judged the lines the scanner leaves to it).
+    pub fn check_whole(&self) {
+        if self.big_number {
+            self.root();
+        }
     }
 
     /// The whole object, built on first use and cached. Prefer [`Event::first`] and
@@ -927,6 +940,33 @@ mod tests {
         assert!(!event.is_broken());
         assert_eq!(event.get("a"), None);
         assert!(event.is_broken());
+    }
+
+    /// Trap: `check_whole` only builds events whose numbers may be out of range; it must still
+    /// find every one, with an exponent or without (309 digits), nested or not.
+    #[test]
+    fn check_whole_finds_every_out_of_range_number() {
+        let huge = format!("1{}", "0".repeat(309));
+        let long_in_range = format!("0.{}", "1".repeat(400));
+        for (text, broken) in [
+            (r#"{"u":{"a":[1E400],"b":"x"}}"#.to_string(), true),
+            (r#"{"a":-2e+308}"#.to_string(), true),
+            (format!(r#"{{"u":{{"a":{huge}}}}}"#), true),
+            (format!(r#"{{"a":-{huge}}}"#), true),
+            (r#"{"a":1e300,"b":1.5,"c":-0}"#.to_string(), false),
+            (format!(r#"{{"a":{long_in_range}}}"#), false),
+            (r#"{"a":123456789012345678901234567890}"#.to_string(), false),
+        ] {
+            let event = Event::parse(&text).unwrap();
+            assert!(!event.is_broken());
+            event.check_whole();
+            assert_eq!(event.is_broken(), broken, "{text}");
+            assert_eq!(
+                serde_json::from_str::<Value>(&text).is_err(),
+                broken,
+                "serde_json: {text}"
+            );
+        }
     }
 
     #[test]

@@ -23,7 +23,14 @@ pub struct Seen {
     pub escape: bool,
     /// Some string has a `\u` escape.
     pub unicode_escape: bool,
+    /// Some number may be beyond the range of `f64` (which serde_json refuses): it has an
+    /// exponent, or [`LONG_NUMBER`] characters or more. Any other number is below 1e300.
+    pub big_number: bool,
 }
+
+/// Numbers at least this long (sign, digits, `.`) are flagged in [`Seen::big_number`]: an `f64`
+/// overflows only past 1.8e308, which without an exponent takes 309 integer digits.
+pub const LONG_NUMBER: usize = 300;
 
 /// One member of an object: the key's text between its quotes (escapes not decoded; see
 /// `key_escaped`) and the value's text.
@@ -130,7 +137,16 @@ fn value(bytes: &[u8], mut i: usize, seen: &mut Seen) -> Result<usize, ()> {
                 }
             }
             Some(b'"') => i = string(bytes, i, seen)?.0,
-            Some(b'-' | b'0'..=b'9') => i = number(bytes, i)?,
+            Some(b'-' | b'0'..=b'9') => {
+                let start = i;
+                i = number(bytes, i)?;
+                if !seen.big_number
+                    && (i - start >= LONG_NUMBER
+                        || bytes[start..i].iter().any(|&b| matches!(b, b'e' | b'E')))
+                {
+                    seen.big_number = true;
+                }
+            }
             Some(b't') => i = literal(bytes, i, b"true")?,
             Some(b'f') => i = literal(bytes, i, b"false")?,
             Some(b'n') => i = literal(bytes, i, b"null")?,
@@ -494,7 +510,8 @@ mod tests {
             seen,
             Seen {
                 escape: true,
-                unicode_escape: true
+                unicode_escape: true,
+                big_number: false,
             }
         );
     }
