@@ -381,15 +381,34 @@ fn flattened_rest<'a>(field: &'a str, name: &str) -> Option<&'a str> {
 }
 
 fn is_cloudtrail(event: &Event<'_>) -> bool {
-    let is_str = |path: &str| matches!(event.first(&FieldPath::new(path)), Some(Value::String(_)));
+    // One-segment paths: the top-level keys (`Event::first` would try the same key twice).
+    let is_str = |key: &str| matches!(event.get(key), Some(Value::String(_)));
     is_str("eventSource") || is_str("eventName")
 }
 
 /// The raw value at `path`, pruned as the pipeline prunes; several values (a path through a
 /// list) come back as an array.
-fn raw(event: &Event<'_>, path: &str) -> Option<Value> {
+fn raw(event: &Event<'_>, path: &'static str) -> Option<Value> {
+    thread_local! {
+        /// The paths of the raw fields, built once per thread rather than once per read.
+        static PATHS: std::cell::RefCell<std::collections::HashMap<&'static str, std::rc::Rc<FieldPath>>> =
+            Default::default();
+    }
+    let path = PATHS.with(|paths| {
+        std::rc::Rc::clone(
+            paths
+                .borrow_mut()
+                .entry(path)
+                .or_insert_with(|| std::rc::Rc::new(FieldPath::new(path))),
+        )
+    });
+    raw_at(event, &path)
+}
+
+/// [`raw`] at any path.
+fn raw_at(event: &Event<'_>, path: &FieldPath) -> Option<Value> {
     let mut found = Vec::new();
-    event.any_value(&FieldPath::new(path), &mut |value| {
+    event.any_value(path, &mut |value| {
         if let Some(value) = pruned(value) {
             found.push(value);
         }
@@ -406,7 +425,7 @@ fn raw(event: &Event<'_>, path: &str) -> Option<Value> {
 fn collect(value: &Value, path: &str) -> Option<Value> {
     let doc = Value::Object(Map::from_iter([("v".to_string(), value.clone())]));
     let event = Event::new(&doc);
-    raw(&event, &format!("v.{path}"))
+    raw_at(&event, &FieldPath::new(&format!("v.{path}")))
 }
 
 /// The pipeline's first script: `null`, `""` and maps or lists left empty are dropped.
@@ -456,7 +475,10 @@ fn console_login(event: &Event<'_>, rest: &str) -> Option<Value> {
         "login_to" => ("LoginTo", false),
         _ => return None,
     };
-    let value = raw(event, &format!("additionalEventData.{raw_key}"))?;
+    let value = raw_at(
+        event,
+        &FieldPath::new(&format!("additionalEventData.{raw_key}")),
+    )?;
     if !boolean {
         return Some(value);
     }
