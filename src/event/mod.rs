@@ -295,6 +295,13 @@ impl<'a> Event<'a> {
         path: &FieldPath,
         visit: &mut dyn FnMut(&'s Value) -> bool,
     ) -> bool {
+        // A path derives only where the event has no value at it, and the event does not
+        // change: once derived, the cached value is the answer.
+        if let Some(derive) = path.derive
+            && let Ok(value) = self.derived_cached(path, derive)
+        {
+            return value.is_some_and(visit);
+        }
         if let Some(value) = self.get(path.raw.as_str()) {
             return visit(value);
         }
@@ -497,18 +504,10 @@ impl<'a> Event<'a> {
 
     /// The value `derive` makes for `path`, computed once per event.
     fn derived(&self, path: &FieldPath, derive: DeriveFn) -> Option<&Value> {
-        let mut cell = &self.derived.head;
-        loop {
-            match cell.get() {
-                // Keyed by the derivation too: two formats may derive the same name differently
-                // (the ECS view and Panther's case-insensitive keys).
-                Some(node) if node.path == path.raw && node.derive == derive as usize => {
-                    return node.value.as_ref();
-                }
-                Some(node) => cell = &node.next,
-                None => break,
-            }
-        }
+        let cell = match self.derived_cached(path, derive) {
+            Ok(value) => return value,
+            Err(cell) => cell,
+        };
         let node = cell.get_or_init(|| {
             Box::new(DerivedNode {
                 path: path.raw.clone(),
@@ -518,6 +517,29 @@ impl<'a> Event<'a> {
             })
         });
         node.value.as_ref()
+    }
+}
+
+impl Event<'_> {
+    /// The cached derived value of `path` (`Ok`), or the empty end of the list (`Err`).
+    #[allow(clippy::type_complexity)]
+    fn derived_cached(
+        &self,
+        path: &FieldPath,
+        derive: DeriveFn,
+    ) -> Result<Option<&Value>, &OnceCell<Box<DerivedNode>>> {
+        let mut cell = &self.derived.head;
+        loop {
+            match cell.get() {
+                // Keyed by the derivation too: two formats may derive the same name differently
+                // (the ECS view and Panther's case-insensitive keys).
+                Some(node) if node.path == path.raw && node.derive == derive as usize => {
+                    return Ok(node.value.as_ref());
+                }
+                Some(node) => cell = &node.next,
+                None => return Err(cell),
+            }
+        }
     }
 }
 
