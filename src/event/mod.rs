@@ -256,6 +256,14 @@ impl<'a> Event<'a> {
         best.and_then(|slot| self.materialize(slot))
     }
 
+    /// Whether some top-level key satisfies `pred`; nothing is built.
+    pub fn any_key(&self, pred: impl Fn(&str) -> bool) -> bool {
+        if let Some(root) = self.root.get() {
+            return matches!(root, Value::Object(map) if map.keys().any(|k| pred(k)));
+        }
+        self.slots.iter().any(|slot| pred(self.key(slot)))
+    }
+
     /// The raw JSON text of top-level key `key` (its last occurrence), without building it.
     pub fn raw(&self, key: &str) -> Option<&str> {
         let slot = self.slot(key)?;

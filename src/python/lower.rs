@@ -736,7 +736,7 @@ fn compare(ctx: &Ctx, left: &Expr, op: CmpOp, right: &Expr, env: &Env) -> Result
 pub fn precondition_holds(expr: &ir::Expr, event: &crate::event::Event<'_>) -> bool {
     let mut paths = Vec::new();
     collect_paths(expr, &mut paths);
-    paths.iter().all(|p| path_ok(event.root(), p))
+    paths.iter().all(|p| path_ok(event, p))
 }
 
 fn collect_paths<'e>(expr: &'e ir::Expr, out: &mut Vec<&'e ir::FieldPath>) {
@@ -748,27 +748,35 @@ fn collect_paths<'e>(expr: &'e ir::Expr, out: &mut Vec<&'e ir::FieldPath>) {
     }
 }
 
-fn path_ok(root: &serde_json::Value, path: &ir::FieldPath) -> bool {
+/// The precondition along one path. Only the top-level value the path starts with is built
+/// (rules read it anyway); the rest of the event is not.
+fn path_ok(event: &crate::event::Event<'_>, path: &ir::FieldPath) -> bool {
+    use super::value::same_lower;
     use serde_json::Value as J;
-    if path.segments.len() > 1 && root.get(path.raw.as_str()).is_some() {
+    let segments = &path.segments;
+    if segments.len() > 1 && event.contains_key(path.raw.as_str()) {
         return false;
     }
-    let mut cur = root;
-    for (i, seg) in path.segments.iter().enumerate() {
-        let J::Object(map) = cur else {
-            return false;
-        };
-        let next = match map.get(seg.as_str()) {
-            Some(v) => v,
-            None => return !map.keys().any(|k| super::value::same_lower(k, seg)),
-        };
-        let last = i + 1 == path.segments.len();
+    let Some(first) = segments.first() else {
+        return true;
+    };
+    let mut next = match event.get(first) {
+        Some(value) => value,
+        // Present, but not representable (see `Event::is_broken`): the evaluator decides.
+        None if event.contains_key(first) => return false,
+        None => return !event.any_key(|k| same_lower(k, first)),
+    };
+    for segment in segments.iter().skip(1) {
         match next {
             J::Null => return true,
-            J::String(_) if last => return true,
-            J::Object(_) if !last => cur = next,
+            J::Object(map) => {
+                next = match map.get(segment.as_str()) {
+                    Some(value) => value,
+                    None => return !map.keys().any(|k| same_lower(k, segment)),
+                };
+            }
             _ => return false,
         }
     }
-    true
+    matches!(next, J::Null | J::String(_))
 }

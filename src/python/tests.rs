@@ -737,3 +737,38 @@ fn raw_event_lookups_answer_as_the_converted_objects() {
         assert_eq!(got, json!([1, 1, 2, "k", "d", "d", "t", "d"]), "{text}");
     }
 }
+
+/// The precondition of a lowering, read from the lazy event: each case of its definition, on
+/// the scanner's path and on the serde_json one (a `\u` escape).
+#[test]
+fn lowering_precondition_cases() {
+    let src = "def rule(event):\n    return event.get('eventName') == 'A' and event.deep_get('userIdentity', 'type') == 'Root'\n";
+    let expr = Module::parse(src, "t.py").unwrap().lower("rule").unwrap();
+    for (text, want) in [
+        (r#"{"eventName":"A","userIdentity":{"type":"Root"}}"#, true),
+        (r#"{"EventName":"A"}"#, false),
+        (r#"{"eventName":"A","userIdentity":{"Type":"Root"}}"#, false),
+        (r#"{"eventName":"A","userIdentity.type":"x"}"#, false),
+        (r#"{"eventName":"A","userIdentity":null}"#, true),
+        (r#"{"eventName":"A","userIdentity":{"type":1}}"#, false),
+        (r#"{"eventName":"A","userIdentity":"str"}"#, false),
+        (
+            r#"{"eventName":"A","userIdentity":{"type":{"a":1}}}"#,
+            false,
+        ),
+        (r#"{"eventName":["A"]}"#, false),
+        (r#"{}"#, true),
+        (
+            r#"{"eventName":"A","e":"\u0041","userIdentity":{"type":"Root"}}"#,
+            true,
+        ),
+        (r#"{"EVENTNAME":"A","e":"\u0041"}"#, false),
+        (
+            r#"{"eventName":"A","userIdentity":{"type":"x","type":null}}"#,
+            true,
+        ),
+    ] {
+        let event = Event::parse(text).unwrap();
+        assert_eq!(lowering_precondition_holds(&expr, &event), want, "{text}");
+    }
+}
