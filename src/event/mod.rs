@@ -96,6 +96,9 @@ pub struct Event<'a> {
     has_escape: bool,
     /// Whether the scan saw a number that may be beyond `f64` (`scan::Seen::big_number`).
     big_number: bool,
+    /// Whether some top-level key has a `.`: 0 not yet known, 1 no, 2 yes. Without one, a
+    /// dotted path cannot be a flat key, and its lookup among the keys is skipped.
+    dotted_keys: Cell<u8>,
     /// Set when a value failed to materialize (a number beyond `f64`).
     broken: Cell<bool>,
     derived: Derived,
@@ -136,6 +139,7 @@ impl<'a> Event<'a> {
                 has_unicode_escape: false,
                 has_escape: false,
                 big_number: false,
+                dotted_keys: Cell::new(0),
                 broken: Cell::new(false),
                 derived: Derived::default(),
                 nested: Nested::default(),
@@ -175,6 +179,7 @@ impl<'a> Event<'a> {
             has_unicode_escape: seen.unicode_escape,
             has_escape: seen.escape,
             big_number: seen.big_number,
+            dotted_keys: Cell::new(0),
             broken: Cell::new(false),
             derived: Derived::default(),
             nested: Nested::default(),
@@ -310,7 +315,9 @@ impl<'a> Event<'a> {
         {
             return value.is_some_and(visit);
         }
-        if let Some(value) = self.get(path.raw.as_str()) {
+        if (path.segments.len() < 2 || self.has_dotted_key())
+            && let Some(value) = self.get(path.raw.as_str())
+        {
             return visit(value);
         }
         if path.segments.len() >= 2 {
@@ -476,6 +483,14 @@ impl<'a> Event<'a> {
 
     fn key_text<'s>(&'s self, key: &'s Key) -> &'s str {
         key.text(&self.text)
+    }
+
+    fn has_dotted_key(&self) -> bool {
+        if self.dotted_keys.get() == 0 {
+            let dotted = self.slots.iter().any(|slot| self.key(slot).contains('.'));
+            self.dotted_keys.set(if dotted { 2 } else { 1 });
+        }
+        self.dotted_keys.get() == 2
     }
 
     fn slot(&self, key: &str) -> Option<&Slot> {
@@ -996,6 +1011,22 @@ mod tests {
                 broken,
                 "serde_json: {text}"
             );
+        }
+    }
+
+    /// Trap: the flat lookup of a dotted path is skipped when no top-level key has a dot; a
+    /// dot written as an escape must still count.
+    #[test]
+    fn flat_dotted_keys_are_found_however_written() {
+        let path = FieldPath::new("a.b");
+        for (text, want) in [
+            (r#"{"a.b":1,"a":{"b":2}}"#, json!(1)),
+            (r#"{"a":{"b":2},"a\u002eb":1}"#, json!(1)),
+            (r#"{"a":{"b":2},"a\/b":3}"#, json!(2)),
+            (r#"{"a":{"b":2}}"#, json!(2)),
+        ] {
+            let event = Event::parse(text).unwrap();
+            assert_eq!(event.first(&path), Some(&want), "{text}");
         }
     }
 
