@@ -430,8 +430,21 @@ impl RuleIndex {
         }
         let distinct = |path: &FieldPath| values.get(path).map_or(0, |set| set.len());
         let mut masks = vec![0u8; rule_ids.iter().max().map_or(0, |&max| max + 1)];
-        for &rule in rule_ids {
-            let needs: Vec<Vec<Atom>> = necessary_conjuncts(&rules[rule].expr, &distinct)
+        let all_needs: Vec<Vec<Need>> = rule_ids
+            .iter()
+            .map(|&rule| necessary_conjuncts(&rules[rule].expr, &distinct))
+            .collect();
+        // A second condition costs a lookup per event: it is kept only where another rule has
+        // the same best condition (near copies), the one case it tells rules apart.
+        let mut shared: HashMap<String, usize> = HashMap::new();
+        for needs in &all_needs {
+            *shared.entry(format!("{:?}", needs[0])).or_default() += 1;
+        }
+        for (&rule, mut needs) in rule_ids.iter().zip(all_needs) {
+            if needs.len() > 1 && shared.get(&format!("{:?}", needs[0])) == Some(&1) {
+                needs.truncate(1);
+            }
+            let needs: Vec<Vec<Atom>> = needs
                 .into_iter()
                 .filter_map(|need| match need {
                     Need::Always => None,
@@ -932,11 +945,18 @@ mod tests {
                 str_field("eventName", StrKind::Exact, "createuser", false),
                 Expr::not(str_field("eventSource", StrKind::Exact, "x", false)),
             ])])
+            // More distinct `eventName` values than `eventSource` ones: `eventName` is the
+            // best condition, shared by the copies, as in a real rule set.
+            .chain(["a", "b"].map(|name| str_field("eventName", StrKind::Exact, name, false)))
             .map(test_rule)
             .collect();
         let ids: Vec<usize> = (0..rules.len()).collect();
         let index = RuleIndex::new(&rules, &ids);
         assert_eq!(necessary_conjuncts(&rules[0].expr, &|_| 0).len(), 2);
+        // A rule alone with its best condition gets no second one (it would only cost).
+        let alone = RuleIndex::new(&rules, &[0]);
+        assert_eq!(alone.masks[0], 0b1);
+        assert_eq!(index.masks[0], 0b11);
         let mut scratch = IndexScratch::default();
         let mut out = Vec::new();
         for (text, want) in [
