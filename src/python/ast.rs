@@ -160,3 +160,26 @@ pub struct Stmt {
     pub line: u32,
     pub kind: StmtKind,
 }
+
+impl Stmt {
+    /// The statement lists nested directly in this statement: the bodies and `else` of `if`
+    /// and loops, and every part of a `try`. A `def`'s body is not one of them (it runs as
+    /// another function).
+    pub fn blocks(&self) -> Vec<&[Stmt]> {
+        match &self.kind {
+            StmtKind::If(_, a, b) | StmtKind::For(_, _, a, b) | StmtKind::While(_, a, b) => {
+                vec![a, b]
+            }
+            StmtKind::Try {
+                body,
+                handlers,
+                orelse,
+                finally,
+            } => std::iter::once(body.as_slice())
+                .chain(handlers.iter().map(|h| h.body.as_slice()))
+                .chain([orelse.as_slice(), finally.as_slice()])
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}

@@ -142,24 +142,10 @@ fn collect_globals(body: &[Stmt], out: &mut Vec<String>) {
         match &s.kind {
             StmtKind::Global(names) => out.extend(names.iter().cloned()),
             StmtKind::Def(def) => collect_globals(&def.body, out),
-            StmtKind::If(_, a, b) | StmtKind::For(_, _, a, b) | StmtKind::While(_, a, b) => {
-                collect_globals(a, out);
-                collect_globals(b, out);
-            }
-            StmtKind::Try {
-                body,
-                handlers,
-                orelse,
-                finally,
-            } => {
-                collect_globals(body, out);
-                for h in handlers {
-                    collect_globals(&h.body, out);
-                }
-                collect_globals(orelse, out);
-                collect_globals(finally, out);
-            }
-            _ => {}
+            _ => s
+                .blocks()
+                .into_iter()
+                .for_each(|block| collect_globals(block, out)),
         }
     }
 }

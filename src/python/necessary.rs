@@ -776,24 +776,10 @@ fn returns_in<'s>(stmts: &'s [Stmt], out: &mut Vec<Option<&'s Expr>>) {
     for s in stmts {
         match &s.kind {
             StmtKind::Return(value) => out.push(value.as_ref()),
-            StmtKind::If(_, a, b) | StmtKind::For(_, _, a, b) | StmtKind::While(_, a, b) => {
-                returns_in(a, out);
-                returns_in(b, out);
-            }
-            StmtKind::Try {
-                body,
-                handlers,
-                orelse,
-                finally,
-            } => {
-                returns_in(body, out);
-                for h in handlers {
-                    returns_in(&h.body, out);
-                }
-                returns_in(orelse, out);
-                returns_in(finally, out);
-            }
-            _ => {}
+            _ => s
+                .blocks()
+                .into_iter()
+                .for_each(|block| returns_in(block, out)),
         }
     }
 }
