@@ -187,9 +187,10 @@ impl ScriptHook {
 
 /// The lowered `rule()`'s answer for `event`, when it has one there.
 fn lowered_answer(script: &PantherScript, event: &Event<'_>) -> Option<bool> {
-    let lowered = script.lowered_rule()?;
-    crate::python::lowering_precondition_holds(lowered, event)
-        .then(|| super::matcher::matches(lowered, event))
+    let lowered = script.lowered()?;
+    lowered
+        .precondition_holds(event)
+        .then(|| super::matcher::matches(lowered.expr(), event))
 }
 
 /// What one embedded rule test gave.

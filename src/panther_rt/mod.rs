@@ -41,7 +41,7 @@ pub struct PantherScript {
     /// `rule()` lowered into the IR (`Module::lower`), exact on events that meet its
     /// precondition ([`PantherScript::lowered_rule`]); the engine evaluates it instead of
     /// calling `rule()` on those.
-    lowered_rule: Option<Expr>,
+    lowered_rule: Option<crate::python::Lowered>,
     alert_title: Option<String>,
     alert_context: Vec<(String, FieldPath)>,
     yaml_severity: Severity,
@@ -92,7 +92,10 @@ impl PantherScript {
         yaml_severity: Severity,
         display_name: String,
     ) -> PantherScript {
-        let lowered_rule = module.as_ref().and_then(|m| m.lower("rule").ok());
+        let lowered_rule = module
+            .as_ref()
+            .and_then(|m| m.lower("rule").ok())
+            .map(crate::python::Lowered::new);
         PantherScript {
             module,
             lowered_rule,
@@ -130,6 +133,11 @@ impl PantherScript {
     /// event for which `crate::python::lowering_precondition_holds` is true, and only there.
     /// Mocks are not applied to it.
     pub fn lowered_rule(&self) -> Option<&Expr> {
+        self.lowered_rule.as_ref().map(crate::python::Lowered::expr)
+    }
+
+    /// [`PantherScript::lowered_rule`] with its precondition's paths collected.
+    pub fn lowered(&self) -> Option<&crate::python::Lowered> {
         self.lowered_rule.as_ref()
     }
 

@@ -720,9 +720,29 @@ fn compare(ctx: &Ctx, left: &Expr, op: CmpOp, right: &Expr, env: &Env) -> Result
 /// another letter case (Panther's events would find it), and no top-level key is the dotted
 /// path itself. An engine can check this and fall back to the evaluator when it fails.
 pub fn precondition_holds(expr: &ir::Expr, event: &crate::event::Event<'_>) -> bool {
+    precondition_paths(expr)
+        .iter()
+        .all(|path| path_ok(event, path))
+}
+
+/// The field paths [`precondition_holds`] checks for `expr`, each once (rules read the same
+/// field in several comparisons): collect them at load time and check them with
+/// [`paths_precondition_holds`], rather than walk the expression for every event.
+pub fn precondition_paths(expr: &ir::Expr) -> Vec<ir::FieldPath> {
     let mut paths = Vec::new();
     collect_paths(expr, &mut paths);
-    paths.iter().all(|p| path_ok(event, p))
+    let mut unique: Vec<ir::FieldPath> = Vec::with_capacity(paths.len());
+    for path in paths {
+        if !unique.iter().any(|kept| kept.raw == path.raw) {
+            unique.push(path.clone());
+        }
+    }
+    unique
+}
+
+/// [`precondition_holds`] over paths from [`precondition_paths`].
+pub fn paths_precondition_holds(paths: &[ir::FieldPath], event: &crate::event::Event<'_>) -> bool {
+    paths.iter().all(|path| path_ok(event, path))
 }
 
 fn collect_paths<'e>(expr: &'e ir::Expr, out: &mut Vec<&'e ir::FieldPath>) {

@@ -395,5 +395,29 @@ pub fn lowering_precondition_holds(expr: &crate::ir::Expr, event: &Event<'_>) ->
     lower::precondition_holds(expr, event)
 }
 
+/// A lowered function ([`Module::lower`]) with the field paths of its precondition collected
+/// once, for engines that check the precondition on every event.
+#[derive(Clone, Debug)]
+pub struct Lowered {
+    expr: crate::ir::Expr,
+    paths: Vec<crate::ir::FieldPath>,
+}
+
+impl Lowered {
+    pub fn new(expr: crate::ir::Expr) -> Lowered {
+        let paths = lower::precondition_paths(&expr);
+        Lowered { expr, paths }
+    }
+
+    pub fn expr(&self) -> &crate::ir::Expr {
+        &self.expr
+    }
+
+    /// [`lowering_precondition_holds`] for this expression.
+    pub fn precondition_holds(&self, event: &Event<'_>) -> bool {
+        lower::paths_precondition_holds(&self.paths, event)
+    }
+}
+
 #[cfg(test)]
 mod tests;
