@@ -110,3 +110,26 @@ fn threads_do_not_change_the_output_on_the_corpus() {
     let marked = assert_same_output(&["--rules", rules.to_str().unwrap()], input);
     assert!(marked > 100, "only {marked} enriched lines");
 }
+
+/// Lines over `--max-line-bytes`, inside a chunk and across chunks, processed whole between
+/// queued lines: as error records, and streamed through with `--invalid pass`.
+#[test]
+fn threads_do_not_change_the_output_around_over_long_lines() {
+    let mut input = Vec::new();
+    for (idx, line) in mixed_input().split(|&b| b == b'\n').enumerate() {
+        input.extend_from_slice(line);
+        input.push(b'\n');
+        if idx % 13 == 5 {
+            let long = if idx % 2 == 0 { 2500 } else { 200_000 };
+            input.extend_from_slice(b"{\"pad\":\"");
+            input.resize(input.len() + long, b'y');
+            input.extend_from_slice(b"\"}\r\n");
+        }
+    }
+    for extra in [&[][..], &["--invalid", "pass"][..]] {
+        let mut args = vec!["--max-line-bytes", "2000"];
+        args.extend_from_slice(extra);
+        let marked = assert_same_output(&args, input.clone());
+        assert!(marked > 100, "only {marked} enriched lines");
+    }
+}

@@ -153,26 +153,46 @@ impl<'a> Event<'a> {
         buffers.slots = self.slots;
     }
 
-    fn parse_cow(text: Cow<'a, str>, mut slots: Vec<Slot>) -> Result<Event<'a>, ParseError> {
-        let mut root = OnceCell::new();
-        let mut seen = scan::Seen::default();
-        match fast_top_level(&text, &mut slots, &mut seen) {
-            // The scanner does not pair `\u` surrogates: serde_json judges.
-            Ok(()) if seen.unicode_escape => root = OnceCell::from(strict_parse(&text)?),
-            Ok(()) => {}
-            Err(()) => {
-                // Rare (invalid, or nested deeper than the scanner goes): serde_json's verdict
-                // and message; what it accepts is read with it.
-                let value = strict_parse(&text)?;
+    /// An event that owns its text (a line copied for a matching thread). On failure the
+    /// text comes back, for the caller to process the line whole.
+    pub fn parse_owned(text: String, buffers: &mut EventBuffers) -> Result<Event<'static>, String> {
+        let mut slots = std::mem::take(&mut buffers.slots);
+        slots.clear();
+        match scan_text(&text, &mut slots) {
+            Ok((root, seen)) => Ok(Event::assemble(Cow::Owned(text), slots, root, seen)),
+            Err(_) => {
                 slots.clear();
-                serde_top_level(&text, &mut slots).map_err(ParseError::InvalidJson)?;
-                root = OnceCell::from(value);
-                seen.escape = memchr::memchr(b'\\', text.as_bytes()).is_some();
-                seen.unicode_escape =
-                    seen.escape && memchr::memmem::find(text.as_bytes(), b"\\u").is_some();
+                buffers.slots = slots;
+                Err(text)
             }
         }
-        Ok(Event {
+    }
+
+    /// [`Event::into_buffers`], also giving back the text when the event owns it.
+    pub fn into_text(self, buffers: &mut EventBuffers) -> Option<String> {
+        let Event {
+            text, mut slots, ..
+        } = self;
+        slots.clear();
+        buffers.slots = slots;
+        match text {
+            Cow::Owned(text) => Some(text),
+            Cow::Borrowed(_) => None,
+        }
+    }
+
+    fn parse_cow(text: Cow<'a, str>, mut slots: Vec<Slot>) -> Result<Event<'a>, ParseError> {
+        let (root, seen) = scan_text(&text, &mut slots)?;
+        Ok(Event::assemble(text, slots, root, seen))
+    }
+
+    fn assemble(
+        text: Cow<'a, str>,
+        slots: Vec<Slot>,
+        root: OnceCell<Value>,
+        seen: scan::Seen,
+    ) -> Event<'a> {
+        Event {
             text,
             slots,
             root,
@@ -183,7 +203,7 @@ impl<'a> Event<'a> {
             broken: Cell::new(false),
             derived: Derived::default(),
             nested: Nested::default(),
-        })
+        }
     }
 
     /// The text of the object.
@@ -744,6 +764,33 @@ pub fn json_type(value: &Value) -> &'static str {
         Value::Array(_) => "array",
         Value::Object(_) => "object",
     }
+}
+
+/// Scans `text` into `slots`: the top-level fields, with the whole value when the scanner
+/// leaves the verdict to serde_json.
+fn scan_text(
+    text: &str,
+    slots: &mut Vec<Slot>,
+) -> Result<(OnceCell<Value>, scan::Seen), ParseError> {
+    let mut root = OnceCell::new();
+    let mut seen = scan::Seen::default();
+    match fast_top_level(text, slots, &mut seen) {
+        // The scanner does not pair `\u` surrogates: serde_json judges.
+        Ok(()) if seen.unicode_escape => root = OnceCell::from(strict_parse(text)?),
+        Ok(()) => {}
+        Err(()) => {
+            // Rare (invalid, or nested deeper than the scanner goes): serde_json's verdict
+            // and message; what it accepts is read with it.
+            let value = strict_parse(text)?;
+            slots.clear();
+            serde_top_level(text, slots).map_err(ParseError::InvalidJson)?;
+            root = OnceCell::from(value);
+            seen.escape = memchr::memchr(b'\\', text.as_bytes()).is_some();
+            seen.unicode_escape =
+                seen.escape && memchr::memmem::find(text.as_bytes(), b"\\u").is_some();
+        }
+    }
+    Ok((root, seen))
 }
 
 /// The text a value compares as, for every rule format and for correlation keys: strings as

@@ -71,7 +71,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use memchr::memchr;
 use serde_json::json;
 
-use super::{ErrorKind, InvalidPolicy, LineError, Processor};
+use super::{ErrorKind, InvalidPolicy, LineError, Processor, ReadyLine};
 
 /// Bytes asked of each `read(2)` on stdin.
 pub const CHUNK_BYTES: usize = 64 * 1024;
@@ -459,6 +459,7 @@ fn pump_messages<W: Write, E: Write>(
             Ok(message) => message,
             Err(TryRecvError::Empty) => {
                 // Idle: every complete line read so far is processed, so let the host see it.
+                pump.drain()?;
                 pump.sink.flush()?;
                 match housekeeping.period() {
                     None => receiver.recv().unwrap_or(Message::Eof),
@@ -553,6 +554,28 @@ fn pump_messages<W: Write, E: Write>(
             pump.sink.flush()?;
             return Ok(Ending::Stopped);
         }
+    }
+}
+
+/// What finishes a queued line for the pump: the stateful half and output, then error
+/// reports (naming the line's own connection) and the flush policy.
+fn finisher<'s, W: Write, E: Write>(
+    sink: &'s mut Sink<W>,
+    reporter: &'s mut Reporter<E>,
+    line_no: &'s mut u64,
+    sources: Sources,
+) -> impl FnMut(&mut Processor, ReadyLine) -> io::Result<()> + 's {
+    move |processor, ready| {
+        *line_no += 1;
+        let connection = match sources {
+            Sources::Stdin => None,
+            Sources::Connections => Some(ready.tag),
+        };
+        processor.finish_ready(ready, &mut sink.buf);
+        for error in processor.take_errors() {
+            reporter.line_error(&error, *line_no, connection, Instant::now());
+        }
+        sink.line_done()
     }
 }
 
@@ -656,6 +679,7 @@ impl<'p, W: Write, E: Write> Pump<'p, W, E> {
     /// The selected connection ended: after an orderly close its last line is a line, as at
     /// EOF; after an error it is dropped as incomplete (the peer may not have finished it).
     fn close(&mut self, error: Option<io::Error>) -> io::Result<()> {
+        self.drain()?;
         match error {
             None => self.finish(),
             Some(err) => {
@@ -733,11 +757,7 @@ impl<'p, W: Write, E: Write> Pump<'p, W, E> {
             }
             match newline {
                 Some(idx) => {
-                    if self.partial.is_empty() && self.processor.is_parallel() {
-                        // Every whole line of the chunk, matched on the worker threads.
-                        data = self.lines(data, arrival_ms)?;
-                        continue;
-                    } else if self.partial.is_empty() {
+                    if self.partial.is_empty() {
                         // The whole line is in this chunk: no copy.
                         self.line(&data[..idx], arrival_ms)?;
                     } else if self.partial.len() + idx <= self.limit() {
@@ -775,12 +795,14 @@ impl<'p, W: Write, E: Write> Pump<'p, W, E> {
             let line = std::mem::take(&mut self.partial);
             self.line(&line, self.last_arrival_ms)?;
         }
-        Ok(())
+        self.drain()
     }
 
     /// Shutdown: a short incomplete line may still be being written by the host, so it is
     /// dropped; an over-long one is already known to be too long and is finished as such.
     fn stop(&mut self) -> io::Result<()> {
+        // Complete lines were read, so they are processed.
+        self.drain()?;
         if self.overflow.is_some() {
             return self.finish_overflow();
         }
@@ -797,7 +819,26 @@ impl<'p, W: Write, E: Write> Pump<'p, W, E> {
         Ok(())
     }
 
+    /// One complete line: queued for the matching threads when the processor pipelines,
+    /// else processed at once.
     fn line(&mut self, line: &[u8], arrival_ms: i64) -> io::Result<()> {
+        if self.processor.is_pipelined() {
+            let tag = self.source;
+            let Pump {
+                processor,
+                sink,
+                reporter,
+                line_no,
+                sources,
+                ..
+            } = self;
+            return processor.queue_line(
+                line,
+                arrival_ms,
+                tag,
+                finisher(sink, reporter, line_no, *sources),
+            );
+        }
         self.line_no += 1;
         self.processor
             .process_line(line, arrival_ms, &mut self.sink.buf);
@@ -805,36 +846,26 @@ impl<'p, W: Write, E: Write> Pump<'p, W, E> {
         self.sink.line_done()
     }
 
-    /// The complete lines at the start of `data` as one batch for the matching threads, then
-    /// one by one in order; returns what follows the last of them.
-    fn lines<'d>(&mut self, data: &'d [u8], arrival_ms: i64) -> io::Result<&'d [u8]> {
-        let mut lines = Vec::new();
-        let mut rest = data;
-        while let Some(idx) = memchr(b'\n', rest) {
-            lines.push(&rest[..idx]);
-            rest = &rest[idx + 1..];
+    /// Finishes the queued lines (see [`Processor::queue_line`]), in order.
+    fn drain(&mut self) -> io::Result<()> {
+        if !self.processor.has_queued() {
+            return Ok(());
         }
-        let connection = self.connection();
         let Pump {
             processor,
             sink,
             reporter,
             line_no,
+            sources,
             ..
         } = self;
-        processor.process_batch(&lines, |processor, line, prepared| {
-            *line_no += 1;
-            processor.process_prepared(line, prepared, arrival_ms, &mut sink.buf);
-            for error in processor.take_errors() {
-                reporter.line_error(&error, *line_no, connection, Instant::now());
-            }
-            sink.line_done()
-        })?;
-        Ok(rest)
+        processor.drain(finisher(sink, reporter, line_no, *sources))
     }
 
     /// The current line (`partial` + `more`) turned out longer than the limit.
     fn start_overflow(&mut self, more: &[u8]) -> io::Result<()> {
+        // Its bytes may be streamed through at once: what came before goes first.
+        self.drain()?;
         let total = (self.partial.len() + more.len()) as u64;
         let last_cr = more.last().or(self.partial.last()) == Some(&b'\r');
         if self.pass_long {
@@ -870,6 +901,7 @@ impl<'p, W: Write, E: Write> Pump<'p, W, E> {
         let Some(overflow) = self.overflow.take() else {
             return Ok(());
         };
+        self.drain()?;
         self.line_no += 1;
         let total_len = overflow.total - u64::from(overflow.last_cr);
         if self.pass_long {

@@ -15,6 +15,10 @@
 
 pub mod io;
 pub mod listen;
+mod pipeline;
+
+pub use pipeline::ReadyLine;
+use pipeline::{MatchContext, Outcome, Pipeline};
 
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -22,7 +26,7 @@ use serde_json::value::RawValue;
 use std::sync::Arc;
 
 use crate::enrich;
-use crate::eval::{Detections, Engine, MatchScratch};
+use crate::eval::{Detections, Engine};
 use crate::event::{Event, EventBuffers, ParseError, json_type};
 
 /// What to do with lines that are not JSON objects.
@@ -152,10 +156,11 @@ pub struct Processor {
     buffers: EventBuffers,
     /// The matching threads, with `threads` > 1.
     pool: Option<Arc<rayon::ThreadPool>>,
-    /// Storage of [`Prepared`] lines, reused from batch to batch.
-    spare: Vec<Storage>,
-    /// Matching scratch of this thread when it matches a batch itself.
-    scratch: MatchScratch,
+    /// Lines queued for the matching threads (see [`Processor::queue_line`]).
+    pipeline: Pipeline,
+    /// Bumped by every [`Processor::replace_engine`]: queued lines matched by an older engine
+    /// are processed again.
+    generation: u64,
     /// What engines replaced by reloads had counted.
     retired: RetiredCounts,
 }
@@ -209,30 +214,6 @@ impl RetiredCounts {
     }
 }
 
-/// The reusable storage of one prepared line: its event view and its match list.
-type Storage = (EventBuffers, Vec<usize>);
-
-/// Lines waiting for a matching thread, each with its storage (`None`: not for the plain path).
-type Batch<'a> = Vec<(&'a [u8], Option<Storage>)>;
-
-/// Lines a matching thread is done with.
-type PreparedBatch<'a> = Vec<(&'a [u8], Option<Prepared<'a>>)>;
-
-/// Jobs per matching thread for each chunk of input: the chunk's lines are cut into
-/// `threads * JOBS_PER_THREAD` equal batches. Measured on 2 cores (300,000 generated lines of
-/// 1.2 KB, so about 53 a chunk; `--threads 2` against 1): batches of 8 lines made two threads
-/// 1.5x slower than one (a job's hand-off cost more than its lines), 16 lines 1.2x slower,
-/// 48 (one batch and a remainder) even, and two equal halves faster (1.18x with no rules,
-/// 1.32x with the 57 SigmaHQ CloudTrail rules).
-const JOBS_PER_THREAD: usize = 1;
-
-/// A line decoded and matched by a matching thread, waiting for
-/// [`Processor::process_prepared`].
-pub struct Prepared<'a> {
-    event: Event<'a>,
-    matches: Vec<usize>,
-}
-
 impl Processor {
     pub fn new(engine: Engine, config: ProtocolConfig) -> Processor {
         Processor {
@@ -244,8 +225,8 @@ impl Processor {
             errors: Vec::new(),
             buffers: EventBuffers::default(),
             pool: None,
-            spare: Vec::new(),
-            scratch: MatchScratch::default(),
+            pipeline: Pipeline::default(),
+            generation: 0,
             retired: RetiredCounts::default(),
         }
         .with_pool()
@@ -253,7 +234,7 @@ impl Processor {
 
     fn with_pool(mut self) -> Processor {
         if self.config.threads > 1 {
-            // This thread matches too (see `process_batch`), so the pool has one thread less.
+            // This thread matches too (see `pipeline`), so the pool has one thread less.
             // Without a pool (the system refused threads) every line takes the sequential path.
             self.pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(self.config.threads - 1)
@@ -265,143 +246,113 @@ impl Processor {
         self
     }
 
-    /// Whether [`Processor::process_batch`] uses matching threads (`threads` > 1).
-    pub fn is_parallel(&self) -> bool {
-        self.pool.is_some()
+    /// Whether lines go through [`Processor::queue_line`]: matching threads (`threads` > 1)
+    /// and the plain path (no `--payload`, no `--unwrap`).
+    pub fn is_pipelined(&self) -> bool {
+        self.pool.is_some() && self.config.payload.is_empty() && self.config.unwrap.is_none()
     }
 
-    /// Processes complete lines (without `\n`) of one chunk, in order: the matching threads
-    /// decode and match them in small batches, while this thread finishes each line in
-    /// input order as soon as its batch is ready (correlation, counters, output) and calls
-    /// `each` with the line and its preparation; `each` hands both to
-    /// [`Processor::process_prepared`] and does the caller's per-line work. A line that
-    /// needs more than the plain path (`--payload`, `--unwrap`, the first line of the
-    /// input, a bad line) comes with `None` and is processed whole there. Stops at the first
-    /// error of `each` and returns it.
-    pub fn process_batch<'a, E>(
-        &mut self,
-        lines: &[&'a [u8]],
-        mut each: impl FnMut(&mut Processor, &'a [u8], Option<Prepared<'a>>) -> Result<(), E>,
-    ) -> Result<(), E> {
-        let plain = self.config.payload.is_empty() && self.config.unwrap.is_none();
-        let pool = match &self.pool {
-            Some(pool) if plain => Arc::clone(pool),
-            _ => {
-                for &line in lines {
-                    each(self, line, None)?;
-                }
-                return Ok(());
-            }
-        };
-        let first_line = self.counters.lines_in == 0;
-        let max_line_bytes = self.config.max_line_bytes;
-        let matcher = self.engine.matcher();
-        let batch_lines = lines
-            .len()
-            .div_ceil(self.config.threads.max(1) * JOBS_PER_THREAD)
-            .max(1);
-        let mut batches: Vec<Batch<'a>> = Vec::new();
-        for (idx, &line) in lines.iter().enumerate() {
-            if idx % batch_lines == 0 {
-                batches.push(Vec::with_capacity(batch_lines));
-            }
-            let eligible = !(first_line && idx == 0);
-            let storage = eligible.then(|| self.spare.pop().unwrap_or_default());
-            if let Some(batch) = batches.last_mut() {
-                batch.push((line, storage));
-            }
+    fn match_context(&self) -> MatchContext {
+        MatchContext {
+            matcher: self.engine.matcher(),
+            generation: self.generation,
+            max_line_bytes: self.config.max_line_bytes,
         }
-        // Each batch is taken by whoever gets to it first: a matching thread, or this
-        // thread when it needs the batch next and no matching thread has started it, so
-        // that this thread matches too rather than wait.
-        let batches: Vec<std::sync::Mutex<Option<Batch<'a>>>> = batches
-            .into_iter()
-            .map(|batch| std::sync::Mutex::new(Some(batch)))
-            .collect();
-        let take = |batch_idx: usize| -> Option<Batch<'a>> {
-            match batches[batch_idx].lock() {
-                Ok(mut batch) => batch.take(),
-                Err(poisoned) => poisoned.into_inner().take(),
-            }
-        };
-        let prepare = |batch: Batch<'a>, scratch: &mut MatchScratch| {
-            batch
-                .into_iter()
-                .map(|(line, storage)| {
-                    let prepared = storage.and_then(|(mut buffers, mut matches)| {
-                        let text = line.strip_suffix(b"\r").unwrap_or(line);
-                        if text.len() > max_line_bytes {
-                            return None;
-                        }
-                        let text = std::str::from_utf8(text).ok()?;
-                        let event = Event::parse_with(text, &mut buffers).ok()?;
-                        matcher.match_rules(&event, scratch, &mut matches);
-                        Some(Prepared { event, matches })
-                    });
-                    (line, prepared)
-                })
-                .collect::<PreparedBatch<'a>>()
-        };
-        let n_batches = batches.len();
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let result = pool.in_place_scope(|scope| {
-            let (sender, receiver) = std::sync::mpsc::channel();
-            for batch_idx in 0..n_batches {
-                let sender = sender.clone();
-                let (take, prepare) = (&take, &prepare);
-                scope.spawn(move |_| {
-                    if let Some(batch) = take(batch_idx) {
-                        let prepared = prepare(batch, &mut MatchScratch::default());
-                        // The receiver only goes away when `each` failed; nobody wants it then.
-                        let _ = sender.send((batch_idx, prepared));
-                    }
-                });
-            }
-            drop(sender);
-            let mut ready: Vec<Option<PreparedBatch<'a>>> = (0..n_batches).map(|_| None).collect();
-            for next in 0..n_batches {
-                if ready[next].is_none()
-                    && let Some(batch) = take(next)
-                {
-                    ready[next] = Some(prepare(batch, &mut scratch));
-                }
-                while ready[next].is_none() {
-                    match receiver.recv() {
-                        Ok((batch_idx, prepared)) => ready[batch_idx] = Some(prepared),
-                        // Every sender is gone with a batch missing: a matching thread
-                        // panicked. Losing lines silently is not an option.
-                        Err(_) => panic!("a matching thread stopped without its lines"),
-                    }
-                }
-                for (line, prepared) in ready[next].take().unwrap_or_default() {
-                    each(self, line, prepared)?;
-                }
-            }
-            Ok(())
-        });
-        self.scratch = scratch;
-        result
     }
 
-    /// Finishes one line given by [`Processor::process_batch`], in input order.
-    pub fn process_prepared(
+    /// Queues one complete line (without its `\n`) for the matching threads
+    /// ([`Processor::is_pipelined`] only; otherwise it is finished at once). `tag` comes back
+    /// with the line. Lines are finished strictly in queue order, by `each`, which hands them
+    /// to [`Processor::finish_ready`] and does the caller's per-line work: here, when too many
+    /// lines are in flight, or in [`Processor::drain`]. Stops at the first error of `each`.
+    pub fn queue_line<E>(
         &mut self,
         line: &[u8],
-        prepared: Option<Prepared<'_>>,
         arrival_ms: i64,
-        out: &mut Vec<u8>,
-    ) {
-        let Some(Prepared { event, matches }) = prepared else {
-            self.process_line(line, arrival_ms, out);
-            return;
+        tag: u64,
+        mut each: impl FnMut(&mut Processor, ReadyLine) -> Result<(), E>,
+    ) -> Result<(), E> {
+        // The first line of the input is processed whole (its byte order mark).
+        let eligible = self.counters.lines_in > 0 || !self.pipeline.is_empty();
+        let send = self.pipeline.push(line, arrival_ms, tag, eligible);
+        let pool = match &self.pool {
+            Some(pool) if self.is_pipelined() => Arc::clone(pool),
+            _ => return self.drain(each),
         };
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        self.counters.lines_in += 1;
-        self.counters.bytes_in += line.len() as u64 + 1;
-        self.event(line, &event, Some(&matches), arrival_ms, out);
-        let mut buffers = EventBuffers::default();
-        event.into_buffers(&mut buffers);
-        self.spare.push((buffers, matches));
+        if send {
+            let ctx = self.match_context();
+            self.pipeline.submit(&pool, &ctx);
+        }
+        while self.pipeline.is_full() {
+            self.finish_oldest(&mut each)?;
+        }
+        Ok(())
+    }
+
+    /// Finishes every queued line, in order (see [`Processor::queue_line`]): before anything
+    /// that must come after them (a line processed whole, an idle flush, the end of input).
+    pub fn drain<E>(
+        &mut self,
+        mut each: impl FnMut(&mut Processor, ReadyLine) -> Result<(), E>,
+    ) -> Result<(), E> {
+        while self.finish_oldest(&mut each)? {}
+        if !self.pipeline.is_empty() {
+            let ctx = self.match_context();
+            for ready in self.pipeline.take_filling(&ctx) {
+                each(self, ready)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether lines are queued and not finished.
+    pub fn has_queued(&self) -> bool {
+        !self.pipeline.is_empty()
+    }
+
+    fn finish_oldest<E>(
+        &mut self,
+        each: &mut impl FnMut(&mut Processor, ReadyLine) -> Result<(), E>,
+    ) -> Result<bool, E> {
+        let Some(ready) = self.pipeline.take_oldest() else {
+            return Ok(false);
+        };
+        for line in ready {
+            each(self, line)?;
+        }
+        Ok(true)
+    }
+
+    /// Finishes one queued line, in order: the stateful half (script confirmation,
+    /// correlation), counters and output, appended to `out`.
+    pub fn finish_ready(&mut self, ready: ReadyLine, out: &mut Vec<u8>) {
+        let ReadyLine {
+            outcome,
+            arrival_ms,
+            generation,
+            ..
+        } = ready;
+        let store = match outcome {
+            Outcome::Matched { event, matches, cr } if generation == self.generation => {
+                let line = event.text().as_bytes();
+                self.counters.lines_in += 1;
+                self.counters.bytes_in += line.len() as u64 + 1;
+                self.event(line, &event, Some(&matches), arrival_ms, out);
+                pipeline::into_store(event, matches, cr)
+            }
+            Outcome::Matched { event, matches, cr } => {
+                // Matched by an engine a reload has replaced: its rule indexes mean nothing
+                // now, so the new engine processes the line whole.
+                let store = pipeline::into_store(event, matches, cr);
+                self.process_line(store.raw(), arrival_ms, out);
+                store
+            }
+            Outcome::Raw(store) => {
+                self.process_line(store.raw(), arrival_ms, out);
+                store
+            }
+        };
+        self.pipeline.recycle(store);
     }
 
     pub fn engine(&self) -> &Engine {
@@ -413,7 +364,8 @@ impl Processor {
     /// threads take the matcher afresh for every chunk, so they follow at once; the matching
     /// scratch, sized for the old rules, starts over.
     pub fn replace_engine(&mut self, engine: Engine) -> Engine {
-        self.scratch = MatchScratch::default();
+        self.pipeline.reset_scratch();
+        self.generation += 1;
         self.retired.add(&self.engine);
         std::mem::replace(&mut self.engine, engine)
     }
