@@ -162,3 +162,66 @@ fn broken_lines_leave_threshold_state_alone() {
     );
     assert_eq!(output.alert, Some(false));
 }
+
+/// `Engine::pre_confirmer` (the matching threads' half of `--threads`) answers for scripts
+/// that need no cross-event state and leaves the ones that use the caching helpers to the
+/// engine; fed its answers, `observe` gives what `evaluate` gives alone.
+#[test]
+fn pre_confirmed_scripts_give_what_the_engine_gives() {
+    let dir = TempDir::new("pre");
+    dir.write("first.yml", &spec("Test.FirstSeen", "first.py"));
+    dir.write(
+        "first.py",
+        "from panther_detection_helpers.caching import get_string_set, put_string_set\n\n\
+def rule(event):\n    user = event.deep_get('userIdentity', 'userName')\n    seen = get_string_set('users')\n    if user in seen:\n        return False\n    put_string_set('users', list(seen) + [user])\n    return True\n",
+    );
+    dir.write("pure.yml", &spec("Test.Pure", "pure.py"));
+    dir.write(
+        "pure.py",
+        "def rule(event):\n    return event.get('eventName', '').startswith('Get')\n\n\
+def title(event):\n    return 'user ' + event.deep_get('userIdentity', 'userName', default='?')\n",
+    );
+    let mut alone = engine(&dir, 100_000);
+    let mut fed = engine(&dir, 100_000);
+    let confirmer = fed.pre_confirmer().expect("no mocks, so a pre-confirmer");
+    let matcher = fed.matcher();
+    let mut scratch = vigil::eval::MatchScratch::default();
+    let mut verdict_rules = Vec::new();
+    for (name, user) in [
+        ("GetUser", "alice"),
+        ("GetUser", "bob"),
+        ("ListUsers", "alice"),
+        ("GetUser", "carol"),
+        ("GetUser", "bob"),
+    ] {
+        let value = event(name, user);
+        let view = vigil::event::Event::new(&value);
+        let mut expected = Detections::default();
+        alone.evaluate(&view, 1_700_000_000_000, &mut expected);
+        let mut out = Detections::default();
+        matcher.match_rules(&view, &mut scratch, &mut out.matches);
+        confirmer.run(&view, 1_700_000_000_000, &out.matches, &mut out.pre);
+        verdict_rules.push(
+            out.pre
+                .iter()
+                .map(|verdict| fed.rules()[verdict.rule()].meta.id.clone())
+                .collect::<Vec<_>>(),
+        );
+        fed.observe(&view, 1_700_000_000_000, &mut out);
+        assert_eq!(out.matches, expected.matches, "{name} {user}");
+        assert_eq!(
+            format!("{:?}", out.outputs),
+            format!("{:?}", expected.outputs),
+            "{name} {user}"
+        );
+    }
+    // The pure rule is answered ahead on every event it is a candidate for (not ListUsers),
+    // the caching one never.
+    let pure = ["Test.Pure".to_string()];
+    assert_eq!(
+        verdict_rules,
+        [&pure[..], &pure, &[], &pure, &pure],
+        "{verdict_rules:?}"
+    );
+    assert_eq!(fed.script_stats().kv.live_keys, 1);
+}

@@ -133,3 +133,53 @@ fn threads_do_not_change_the_output_around_over_long_lines() {
         assert!(marked > 100, "only {marked} enriched lines");
     }
 }
+
+/// Panther rules run their Python on the matching threads where it needs no cross-event state
+/// (`PreConfirmer`), and on the main thread where it does (the key-value helpers): the output
+/// must still be byte-identical, with every CloudTrail rule of the corpus in every format.
+#[test]
+fn threads_do_not_change_the_output_of_every_corpus_format() {
+    let Some(corpus) = std::env::var_os("VIGIL_CORPUS").filter(|dir| !dir.is_empty()) else {
+        eprintln!("skipped: VIGIL_CORPUS is not set");
+        return;
+    };
+    let corpus = PathBuf::from(corpus);
+    // Every event file, and the events of the Panther rule tests (whose rules are the ones
+    // with Python, some of it using the key-value helpers), twice so that state builds up.
+    let mut files: Vec<PathBuf> = std::fs::read_dir(corpus.join("events"))
+        .unwrap()
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "ndjson"))
+        .collect();
+    files.sort();
+    let mut input = Vec::new();
+    for _ in 0..2 {
+        for file in &files {
+            let bytes = std::fs::read(file).unwrap();
+            if file.ends_with("panther_tests.ndjson") {
+                for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                    let test: serde_json::Value = serde_json::from_slice(line).unwrap();
+                    input.extend(serde_json::to_vec(&test["log"]).unwrap());
+                    input.push(b'\n');
+                }
+            } else {
+                input.extend(bytes);
+                if !input.ends_with(b"\n") {
+                    input.push(b'\n');
+                }
+            }
+        }
+    }
+    let dirs = [
+        corpus.join("sigma/rules/cloud/aws"),
+        corpus.join("panther/rules"),
+        corpus.join("elastic/rules/integrations/aws"),
+    ];
+    let mut args = Vec::new();
+    for dir in &dirs {
+        args.push("--rules");
+        args.push(dir.to_str().unwrap());
+    }
+    let marked = assert_same_output(&args, input);
+    assert!(marked > 500, "only {marked} enriched lines");
+}

@@ -56,6 +56,9 @@ pub struct Detections {
     pub correlations: Vec<CorrelationHit>,
     /// Per-match fields of rules with native code or a threshold (title, context, ...).
     pub outputs: Vec<script::MatchOutput>,
+    /// Input: answers of the matches' scripts found ahead on a matching thread
+    /// ([`Engine::pre_confirmer`]), in `matches` order; [`Engine::observe`] consumes them.
+    pub pre: Vec<script::PreVerdict>,
 }
 
 impl Detections {
@@ -63,6 +66,7 @@ impl Detections {
         self.matches.clear();
         self.correlations.clear();
         self.outputs.clear();
+        self.pre.clear();
     }
 
     /// The output of rule `idx`'s match on this event, when it has one.
@@ -199,6 +203,15 @@ impl Engine {
         Arc::clone(&self.matcher)
     }
 
+    /// What runs the matches' scripts ahead on a matching thread, for
+    /// [`Detections::pre`]; `None` when this engine's scripts have mocks.
+    pub fn pre_confirmer(&self) -> Option<script::PreConfirmer> {
+        Some(script::PreConfirmer {
+            matcher: Arc::clone(&self.matcher),
+            step_budget: self.script.pre_confirm_budget()?,
+        })
+    }
+
     pub fn correlations(&self) -> &[Correlation] {
         self.correlator.correlations()
     }
@@ -274,9 +287,19 @@ impl Engine {
         let script = &mut self.script;
         let time_fields = &self.config.time_fields;
         let outputs = &mut out.outputs;
+        let mut pre = out.pre.drain(..).peekable();
         out.matches.retain(|&idx| {
-            script.confirm(idx, &rules[idx], event, arrival_ms, time_fields, outputs)
+            let pre = pre.next_if(|verdict| verdict.rule() == idx);
+            script.confirm(
+                idx,
+                &rules[idx],
+                event,
+                (arrival_ms, time_fields),
+                outputs,
+                pre,
+            )
         });
+        drop(pre);
         for &idx in &out.matches {
             self.stats.rule_hits[idx] += 1;
         }

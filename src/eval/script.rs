@@ -14,7 +14,7 @@ use crate::correlate::threshold::{ThresholdImport, ThresholdSnapshot, ThresholdS
 use crate::event::Event;
 use crate::ir::{FieldPath, Rule, Severity};
 use crate::panther_rt::kv::{KvImport, KvLimits, KvSnapshot, KvStats, LruKv};
-use crate::panther_rt::{CallCtx, Mocks, PantherScript, RuleError};
+use crate::panther_rt::{CallCtx, KvState, Mocks, PantherScript, RuleError, ScriptOutput};
 
 /// Limits of the hook, from flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,21 +85,18 @@ impl ScriptHook {
 
     /// Decides whether rule `idx`, whose `expr` held, matches; pushes its [`MatchOutput`] when
     /// it has one. `arrival_ms` is the clock of the key-value helpers; thresholds count in
-    /// event time (`time_fields`, else arrival).
+    /// event time (`time_fields`, else arrival). `pre` is the script's answer when a
+    /// [`PreConfirmer`] found it.
     pub fn confirm(
         &mut self,
         idx: usize,
         rule: &Rule,
         event: &Event<'_>,
-        arrival_ms: i64,
-        time_fields: &[FieldPath],
+        (arrival_ms, time_fields): (i64, &[FieldPath]),
         outputs: &mut Vec<MatchOutput>,
+        pre: Option<PreVerdict>,
     ) -> bool {
-        let script = rule
-            .extra
-            .native
-            .as_ref()
-            .and_then(|native| native.body.as_any().downcast_ref::<PantherScript>());
+        let script = script_of(rule);
         if script.is_none() && rule.extra.threshold.is_none() {
             return true;
         }
@@ -108,19 +105,27 @@ impl ScriptHook {
             ..MatchOutput::default()
         };
         if let Some(script) = script {
-            // Where `rule()` lowers and the event meets the lowering's precondition, the IR
-            // answers for it and the interpreter only runs the output functions of a match.
-            let lowered = lowered_answer(script, event);
-            if lowered == Some(false) {
-                return false;
-            }
-            let mut ctx = CallCtx {
-                step_budget: self.config.step_budget,
-                state: &mut self.kv,
-                now_ms: arrival_ms,
-                mocks: &self.mocks,
+            let result = match pre {
+                // Found on a matching thread, exactly as here (see `PreConfirmer`).
+                Some(pre) if pre.rule == idx => pre.result,
+                _ => {
+                    // Where `rule()` lowers and the event meets the lowering's precondition,
+                    // the IR answers for it and the interpreter only runs the output functions
+                    // of a match.
+                    let lowered = lowered_answer(script, event);
+                    if lowered == Some(false) {
+                        return false;
+                    }
+                    let mut ctx = CallCtx {
+                        step_budget: self.config.step_budget,
+                        state: &mut self.kv,
+                        now_ms: arrival_ms,
+                        mocks: &self.mocks,
+                    };
+                    script.run_with(event, &mut ctx, lowered == Some(true))
+                }
             };
-            match script.run_with(event, &mut ctx, lowered == Some(true)) {
+            match result {
                 Ok(Some(result)) => {
                     self.runtime_errors[idx] += result.errors.len() as u64;
                     output.title = result.title;
@@ -155,6 +160,12 @@ impl ScriptHook {
         true
     }
 
+    /// The step budget, when scripts may be run ahead on matching threads (no mocks: see
+    /// [`PreConfirmer`]).
+    pub(super) fn pre_confirm_budget(&self) -> Option<u64> {
+        self.mocks.is_empty().then_some(self.config.step_budget)
+    }
+
     /// The threshold counters and the key-value cache, as values (`crate::eval::state`).
     pub fn export_state(&self) -> (ThresholdSnapshot, KvSnapshot) {
         (self.thresholds.export(), self.kv.export())
@@ -182,6 +193,132 @@ impl ScriptHook {
             threshold_keys: self.thresholds.len() as u64,
             threshold_evictions: self.thresholds.evicted,
         }
+    }
+}
+
+fn script_of(rule: &Rule) -> Option<&PantherScript> {
+    rule.extra
+        .native
+        .as_ref()
+        .and_then(|native| native.body.as_any().downcast_ref::<PantherScript>())
+}
+
+/// A rule script's answer on one event, found ahead of [`ScriptHook::confirm`] by a
+/// [`PreConfirmer`] (on a matching thread).
+#[derive(Clone, Debug)]
+pub struct PreVerdict {
+    rule: usize,
+    /// As `PantherScript::run_with` gave it (never a budget overrun); `Ok(None)` also when
+    /// the lowered `rule()` said no.
+    result: Result<Option<ScriptOutput>, RuleError>,
+}
+
+/// Runs the scripts of an event's matched rules where that needs no cross-event state, so
+/// that a matching thread can do it and [`ScriptHook::confirm`] only takes the answer.
+///
+/// Exact by construction: a script sees a key-value store that records any use and answers
+/// nothing; a run that used it, or ran out of steps (the step count of a first call on a
+/// thread includes building the module's globals), is thrown away and `confirm` runs the
+/// script itself. Every other input of a run is the same on any thread: the event, the
+/// arrival clock, the step budget, no mocks (a hook with mocks has no pre-confirmer).
+#[derive(Clone)]
+pub struct PreConfirmer {
+    pub(super) matcher: std::sync::Arc<super::Matcher>,
+    pub(super) step_budget: u64,
+}
+
+impl PreVerdict {
+    pub fn rule(&self) -> usize {
+        self.rule
+    }
+}
+
+impl PreConfirmer {
+    /// The answers of the scripts of `matches` (rule indexes, in order) on `event`, in order.
+    pub fn run(
+        &self,
+        event: &Event<'_>,
+        arrival_ms: i64,
+        matches: &[usize],
+        out: &mut Vec<PreVerdict>,
+    ) {
+        out.clear();
+        let rules = &self.matcher.rules;
+        if !matches.iter().any(|&idx| script_of(&rules[idx]).is_some()) {
+            return;
+        }
+        // As `Engine::observe` does before any script runs: a broken event runs none.
+        event.check_whole();
+        if event.is_broken() {
+            return;
+        }
+        let mocks = Mocks::none();
+        for &idx in matches {
+            let Some(script) = script_of(&rules[idx]) else {
+                continue;
+            };
+            let lowered = lowered_answer(script, event);
+            if lowered == Some(false) {
+                out.push(PreVerdict {
+                    rule: idx,
+                    result: Ok(None),
+                });
+                continue;
+            }
+            let mut state = NoState::default();
+            let mut ctx = CallCtx {
+                step_budget: self.step_budget,
+                state: &mut state,
+                now_ms: arrival_ms,
+                mocks: &mocks,
+            };
+            let result = script.run_with(event, &mut ctx, lowered == Some(true));
+            if state.used || result == Err(RuleError::Budget) {
+                continue;
+            }
+            out.push(PreVerdict { rule: idx, result });
+        }
+    }
+}
+
+/// The key-value store of a [`PreConfirmer`] run: records that it was used.
+#[derive(Default)]
+struct NoState {
+    used: bool,
+}
+
+impl KvState for NoState {
+    fn get_string_set(&mut self, _: &str, _: i64) -> Vec<String> {
+        self.used = true;
+        Vec::new()
+    }
+    fn put_string_set(&mut self, _: &str, _: Vec<String>, _: Option<i64>, _: i64) {
+        self.used = true;
+    }
+    fn add_to_string_set(&mut self, _: &str, _: Vec<String>, _: i64) -> Vec<String> {
+        self.used = true;
+        Vec::new()
+    }
+    fn remove_from_string_set(&mut self, _: &str, _: Vec<String>, _: i64) -> Vec<String> {
+        self.used = true;
+        Vec::new()
+    }
+    fn reset_string_set(&mut self, _: &str) {
+        self.used = true;
+    }
+    fn get_counter(&mut self, _: &str, _: i64) -> i64 {
+        self.used = true;
+        0
+    }
+    fn increment_counter(&mut self, _: &str, _: i64, _: i64) -> i64 {
+        self.used = true;
+        0
+    }
+    fn reset_counter(&mut self, _: &str) {
+        self.used = true;
+    }
+    fn set_key_expiration(&mut self, _: &str, _: i64) {
+        self.used = true;
     }
 }
 

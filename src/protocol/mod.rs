@@ -26,6 +26,7 @@ use serde_json::value::RawValue;
 use std::sync::Arc;
 
 use crate::enrich;
+use crate::eval::script::PreVerdict;
 use crate::eval::{Detections, Engine};
 use crate::event::{Event, EventBuffers, ParseError, json_type};
 
@@ -158,6 +159,8 @@ pub struct Processor {
     pool: Option<Arc<rayon::ThreadPool>>,
     /// Lines queued for the matching threads (see [`Processor::queue_line`]).
     pipeline: Pipeline,
+    /// Script answers of the line being finished, found by a matching thread.
+    verdicts: Vec<PreVerdict>,
     /// Bumped by every [`Processor::replace_engine`]: queued lines matched by an older engine
     /// are processed again.
     generation: u64,
@@ -226,6 +229,7 @@ impl Processor {
             buffers: EventBuffers::default(),
             pool: None,
             pipeline: Pipeline::default(),
+            verdicts: Vec::new(),
             generation: 0,
             retired: RetiredCounts::default(),
         }
@@ -257,6 +261,7 @@ impl Processor {
             matcher: self.engine.matcher(),
             generation: self.generation,
             max_line_bytes: self.config.max_line_bytes,
+            confirmer: self.engine.pre_confirmer(),
         }
     }
 
@@ -333,17 +338,30 @@ impl Processor {
             ..
         } = ready;
         let store = match outcome {
-            Outcome::Matched { event, matches, cr } if generation == self.generation => {
+            Outcome::Matched {
+                event,
+                matches,
+                mut verdicts,
+                cr,
+            } if generation == self.generation => {
                 let line = event.text().as_bytes();
                 self.counters.lines_in += 1;
                 self.counters.bytes_in += line.len() as u64 + 1;
+                // `event` hands them to the engine (and this storage back).
+                std::mem::swap(&mut self.verdicts, &mut verdicts);
                 self.event(line, &event, Some(&matches), arrival_ms, out);
-                pipeline::into_store(event, matches, cr)
+                std::mem::swap(&mut self.verdicts, &mut verdicts);
+                pipeline::into_store(event, matches, verdicts, cr)
             }
-            Outcome::Matched { event, matches, cr } => {
+            Outcome::Matched {
+                event,
+                matches,
+                verdicts,
+                cr,
+            } => {
                 // Matched by an engine a reload has replaced: its rule indexes mean nothing
                 // now, so the new engine processes the line whole.
-                let store = pipeline::into_store(event, matches, cr);
+                let store = pipeline::into_store(event, matches, verdicts, cr);
                 self.process_line(store.raw(), arrival_ms, out);
                 store
             }
@@ -537,6 +555,8 @@ impl Processor {
         if let Some(matches) = matches {
             self.detections.clear();
             self.detections.matches.extend_from_slice(matches);
+            // The scripts' answers found with the matches (`finish_ready`), if any.
+            std::mem::swap(&mut self.detections.pre, &mut self.verdicts);
             self.engine.observe(event, arrival_ms, &mut self.detections);
             broken = self.enrich(event);
         } else if self.config.payload.is_empty() {

@@ -19,6 +19,7 @@ use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+use crate::eval::script::{PreConfirmer, PreVerdict};
 use crate::eval::{MatchScratch, Matcher};
 use crate::event::{Event, EventBuffers};
 
@@ -54,6 +55,7 @@ pub(super) struct LineStore {
     raw: Vec<u8>,
     buffers: EventBuffers,
     matches: Vec<usize>,
+    verdicts: Vec<PreVerdict>,
 }
 
 /// A line waiting for a matching thread.
@@ -67,10 +69,12 @@ struct Queued {
 
 /// What a matching thread made of a line.
 pub(super) enum Outcome {
-    /// Decoded (the `\r` before the `\n`, if any, removed: `cr`) and matched.
+    /// Decoded (the `\r` before the `\n`, if any, removed: `cr`) and matched, with the
+    /// scripts of the matches run ahead where they could be (`Engine::pre_confirmer`).
     Matched {
         event: Event<'static>,
         matches: Vec<usize>,
+        verdicts: Vec<PreVerdict>,
         cr: bool,
     },
     /// To be processed whole: not UTF-8, not a JSON object, too long, or the first line.
@@ -132,6 +136,7 @@ impl Job {
 #[derive(Clone)]
 pub(super) struct MatchContext {
     pub matcher: Arc<Matcher>,
+    pub confirmer: Option<PreConfirmer>,
     pub generation: u64,
     pub max_line_bytes: usize,
 }
@@ -286,7 +291,7 @@ fn prepare(lines: Vec<Queued>, ctx: &MatchContext, scratch: &mut MatchScratch) -
                 eligible,
             } = queued;
             let outcome = if eligible {
-                decode(store, ctx, scratch)
+                decode(store, arrival_ms, ctx, scratch)
             } else {
                 Outcome::Raw(store)
             };
@@ -300,17 +305,23 @@ fn prepare(lines: Vec<Queued>, ctx: &MatchContext, scratch: &mut MatchScratch) -
         .collect()
 }
 
-fn decode(store: LineStore, ctx: &MatchContext, scratch: &mut MatchScratch) -> Outcome {
+fn decode(
+    store: LineStore,
+    arrival_ms: i64,
+    ctx: &MatchContext,
+    scratch: &mut MatchScratch,
+) -> Outcome {
     let LineStore {
         mut raw,
         mut buffers,
         mut matches,
+        mut verdicts,
     } = store;
     let cr = raw.last() == Some(&b'\r');
     if cr {
         raw.pop();
     }
-    let give_back = |mut raw: Vec<u8>, buffers, matches| {
+    let give_back = |mut raw: Vec<u8>, buffers, matches, verdicts| {
         if cr {
             raw.push(b'\r');
         }
@@ -318,26 +329,41 @@ fn decode(store: LineStore, ctx: &MatchContext, scratch: &mut MatchScratch) -> O
             raw,
             buffers,
             matches,
+            verdicts,
         })
     };
     if raw.len() > ctx.max_line_bytes {
-        return give_back(raw, buffers, matches);
+        return give_back(raw, buffers, matches, verdicts);
     }
     let text = match String::from_utf8(raw) {
         Ok(text) => text,
-        Err(err) => return give_back(err.into_bytes(), buffers, matches),
+        Err(err) => return give_back(err.into_bytes(), buffers, matches, verdicts),
     };
     match Event::parse_owned(text, &mut buffers) {
         Ok(event) => {
             ctx.matcher.match_rules(&event, scratch, &mut matches);
-            Outcome::Matched { event, matches, cr }
+            verdicts.clear();
+            if let Some(confirmer) = &ctx.confirmer {
+                confirmer.run(&event, arrival_ms, &matches, &mut verdicts);
+            }
+            Outcome::Matched {
+                event,
+                matches,
+                verdicts,
+                cr,
+            }
         }
-        Err(text) => give_back(text.into_bytes(), buffers, matches),
+        Err(text) => give_back(text.into_bytes(), buffers, matches, verdicts),
     }
 }
 
 /// The storage of a finished line, with its text as it came (its `\r` put back) in `raw`.
-pub(super) fn into_store(event: Event<'static>, matches: Vec<usize>, cr: bool) -> LineStore {
+pub(super) fn into_store(
+    event: Event<'static>,
+    matches: Vec<usize>,
+    mut verdicts: Vec<PreVerdict>,
+    cr: bool,
+) -> LineStore {
     let mut buffers = EventBuffers::default();
     let mut raw = event
         .into_text(&mut buffers)
@@ -346,10 +372,12 @@ pub(super) fn into_store(event: Event<'static>, matches: Vec<usize>, cr: bool) -
     if cr {
         raw.push(b'\r');
     }
+    verdicts.clear();
     LineStore {
         raw,
         buffers,
         matches,
+        verdicts,
     }
 }
 
