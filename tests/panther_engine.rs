@@ -29,6 +29,10 @@ impl Drop for TempDir {
     }
 }
 
+/// A rule that fires on the first event of each user, through the caching helpers.
+const FIRST_SEEN_PY: &str = "from panther_detection_helpers.caching import get_string_set, put_string_set\n\n\
+def rule(event):\n    user = event.deep_get('userIdentity', 'userName')\n    seen = get_string_set('users')\n    if user in seen:\n        return False\n    put_string_set('users', list(seen) + [user])\n    return True\n";
+
 fn spec(id: &str, file: &str) -> String {
     format!(
         "AnalysisType: rule\nFilename: {file}\nRuleID: {id}\nDisplayName: {id}\nEnabled: true\nLogTypes: [AWS.CloudTrail]\nSeverity: Medium\n"
@@ -97,11 +101,7 @@ fn budget_overruns_and_errors_are_counted_non_matches() {
 fn caching_helpers_keep_state_across_events() {
     let dir = TempDir::new("kv");
     dir.write("first.yml", &spec("Test.FirstSeen", "first.py"));
-    dir.write(
-        "first.py",
-        "from panther_detection_helpers.caching import get_string_set, put_string_set\n\n\
-def rule(event):\n    user = event.deep_get('userIdentity', 'userName')\n    seen = get_string_set('users')\n    if user in seen:\n        return False\n    put_string_set('users', list(seen) + [user])\n    return True\n",
-    );
+    dir.write("first.py", FIRST_SEEN_PY);
     let mut engine = engine(&dir, 100_000);
     let hits: Vec<usize> = ["alice", "bob", "alice", "carol", "bob"]
         .iter()
@@ -170,11 +170,7 @@ fn broken_lines_leave_threshold_state_alone() {
 fn pre_confirmed_scripts_give_what_the_engine_gives() {
     let dir = TempDir::new("pre");
     dir.write("first.yml", &spec("Test.FirstSeen", "first.py"));
-    dir.write(
-        "first.py",
-        "from panther_detection_helpers.caching import get_string_set, put_string_set\n\n\
-def rule(event):\n    user = event.deep_get('userIdentity', 'userName')\n    seen = get_string_set('users')\n    if user in seen:\n        return False\n    put_string_set('users', list(seen) + [user])\n    return True\n",
-    );
+    dir.write("first.py", FIRST_SEEN_PY);
     dir.write("pure.yml", &spec("Test.Pure", "pure.py"));
     dir.write(
         "pure.py",

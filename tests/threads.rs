@@ -80,6 +80,28 @@ fn assert_same_output(rules: &[&str], input: Vec<u8>) -> usize {
         .count()
 }
 
+/// `$VIGIL_CORPUS`, or `None` (the test is skipped, and says so).
+fn corpus() -> Option<PathBuf> {
+    match std::env::var_os("VIGIL_CORPUS").filter(|dir| !dir.is_empty()) {
+        Some(dir) => Some(PathBuf::from(dir)),
+        None => {
+            eprintln!("skipped: VIGIL_CORPUS is not set");
+            None
+        }
+    }
+}
+
+/// The corpus event files (`events/*.ndjson`), sorted.
+fn event_files(corpus: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(corpus.join("events"))
+        .unwrap()
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "ndjson"))
+        .collect();
+    files.sort();
+    files
+}
+
 #[test]
 fn threads_do_not_change_the_output_of_the_default_pack() {
     let marked = assert_same_output(&[], mixed_input());
@@ -88,17 +110,10 @@ fn threads_do_not_change_the_output_of_the_default_pack() {
 
 #[test]
 fn threads_do_not_change_the_output_on_the_corpus() {
-    let Some(corpus) = std::env::var_os("VIGIL_CORPUS").filter(|dir| !dir.is_empty()) else {
-        eprintln!("skipped: VIGIL_CORPUS is not set");
+    let Some(corpus) = corpus() else {
         return;
     };
-    let corpus = PathBuf::from(corpus);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(corpus.join("events"))
-        .unwrap()
-        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "ndjson"))
-        .collect();
-    files.sort();
+    let files = event_files(&corpus);
     let mut input = Vec::new();
     for file in files {
         input.extend(std::fs::read(file).unwrap());
@@ -139,19 +154,12 @@ fn threads_do_not_change_the_output_around_over_long_lines() {
 /// must still be byte-identical, with every CloudTrail rule of the corpus in every format.
 #[test]
 fn threads_do_not_change_the_output_of_every_corpus_format() {
-    let Some(corpus) = std::env::var_os("VIGIL_CORPUS").filter(|dir| !dir.is_empty()) else {
-        eprintln!("skipped: VIGIL_CORPUS is not set");
+    let Some(corpus) = corpus() else {
         return;
     };
-    let corpus = PathBuf::from(corpus);
     // Every event file, and the events of the Panther rule tests (whose rules are the ones
     // with Python, some of it using the key-value helpers), twice so that state builds up.
-    let mut files: Vec<PathBuf> = std::fs::read_dir(corpus.join("events"))
-        .unwrap()
-        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "ndjson"))
-        .collect();
-    files.sort();
+    let files = event_files(&corpus);
     let mut input = Vec::new();
     for _ in 0..2 {
         for file in &files {

@@ -824,20 +824,8 @@ impl<'p, W: Write, E: Write> Pump<'p, W, E> {
     fn line(&mut self, line: &[u8], arrival_ms: i64) -> io::Result<()> {
         if self.processor.is_pipelined() {
             let tag = self.source;
-            let Pump {
-                processor,
-                sink,
-                reporter,
-                line_no,
-                sources,
-                ..
-            } = self;
-            return processor.queue_line(
-                line,
-                arrival_ms,
-                tag,
-                finisher(sink, reporter, line_no, *sources),
-            );
+            let (processor, finish) = self.finishing();
+            return processor.queue_line(line, arrival_ms, tag, finish);
         }
         self.line_no += 1;
         self.processor
@@ -851,6 +839,17 @@ impl<'p, W: Write, E: Write> Pump<'p, W, E> {
         if !self.processor.has_queued() {
             return Ok(());
         }
+        let (processor, finish) = self.finishing();
+        processor.drain(finish)
+    }
+
+    /// The processor, and what finishes its queued lines into this pump ([`finisher`]).
+    fn finishing(
+        &mut self,
+    ) -> (
+        &mut Processor,
+        impl FnMut(&mut Processor, ReadyLine) -> io::Result<()> + '_,
+    ) {
         let Pump {
             processor,
             sink,
@@ -859,7 +858,10 @@ impl<'p, W: Write, E: Write> Pump<'p, W, E> {
             sources,
             ..
         } = self;
-        processor.drain(finisher(sink, reporter, line_no, *sources))
+        (
+            &mut **processor,
+            finisher(sink, reporter, line_no, *sources),
+        )
     }
 
     /// The current line (`partial` + `more`) turned out longer than the limit.
