@@ -281,6 +281,26 @@ impl<'a> Event<'a> {
         best.and_then(|slot| self.materialize(slot))
     }
 
+    /// The distinct top-level keys for which `pred` holds, in the order a walk over the whole
+    /// object (serde_json's map, in key order) meets them; nothing is built.
+    pub fn keys_where(&self, pred: impl Fn(&str) -> bool) -> Vec<&str> {
+        if let Some(root) = self.root.get() {
+            return match root {
+                Value::Object(map) => map.keys().map(String::as_str).filter(|k| pred(k)).collect(),
+                _ => Vec::new(),
+            };
+        }
+        let mut keys: Vec<&str> = self
+            .slots
+            .iter()
+            .map(|slot| self.key(slot))
+            .filter(|k| pred(k))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+
     /// Whether some top-level key satisfies `pred`; nothing is built.
     pub fn any_key(&self, pred: impl Fn(&str) -> bool) -> bool {
         if let Some(root) = self.root.get() {
@@ -554,6 +574,7 @@ impl<'a> Event<'a> {
         let node = cell.get_or_init(|| {
             Box::new(DerivedNode {
                 path: path.raw.clone(),
+                hash: path.hash,
                 derive: derive as usize,
                 value: derive(&path.raw, self),
                 next: OnceCell::new(),
@@ -576,7 +597,11 @@ impl Event<'_> {
             match cell.get() {
                 // Keyed by the derivation too: two formats may derive the same name differently
                 // (the ECS view and Panther's case-insensitive keys).
-                Some(node) if node.path == path.raw && node.derive == derive as usize => {
+                Some(node)
+                    if node.hash == path.hash
+                        && node.derive == derive as usize
+                        && node.path == path.raw =>
+                {
                     return Ok(node.value.as_ref());
                 }
                 Some(node) => cell = &node.next,
@@ -621,6 +646,8 @@ struct Derived {
 
 struct DerivedNode {
     path: String,
+    /// `FieldPath::hash` of `path`.
+    hash: u64,
     /// The address of the derivation that computed `value`.
     derive: usize,
     value: Option<Value>,

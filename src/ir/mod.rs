@@ -305,6 +305,9 @@ pub struct FieldPath {
     /// "ECS view" of raw CloudTrail); `None` for a plain path. The derived value is computed
     /// once per event and cached by `crate::event::Event` like a value it read.
     pub derive: Option<crate::event::DeriveFn>,
+    /// [`FieldPath::text_hash`] of `raw`: the event's cache of derived values compares it
+    /// before the text.
+    pub hash: u64,
 }
 
 // Two paths are the same when they read the same field the same way; a derivation compares
@@ -331,7 +334,15 @@ impl FieldPath {
             raw: raw.to_string(),
             segments: raw.split('.').map(str::to_string).collect(),
             derive: None,
+            hash: FieldPath::text_hash(raw),
         }
+    }
+
+    /// A path's `hash`: 64-bit FNV-1a of its text (stable, and cheap on short names).
+    pub fn text_hash(raw: &str) -> u64 {
+        raw.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
     }
 
     /// An ECS field name written by an Elastic rule: the literal field when the event has it,

@@ -1046,7 +1046,7 @@ fn pantherflow_investigation(it: &mut Interp, e: &Val, interval: &Val) -> R<Val>
         "union panther_signals.public.correlation_signals\n    , panther_logs.public.{logtype}\n| where p_event_time between time.parse_timestamp('{ts}') - time.parse_timespan('{interval}') .. time.parse_timestamp('{ts}') + time.parse_timespan('{interval}')\n"
     );
     let mut first = true;
-    for (k, v) in it.mapping_items(e)? {
+    for (k, v) in it.mapping_items_where(e, |k| k.starts_with("p_any_"))? {
         let Val::Str(key) = &k else { continue };
         if key.starts_with("p_any_") && &**key != "p_any_aws_account_ids" {
             let copy = match &v {
@@ -1530,6 +1530,11 @@ fn regex_call(
                 _ => Anchor::Full,
             };
             let re = compile(it, p, flags, anchor)?;
+            // Most searches find nothing: deciding that needs no capture groups, which cost
+            // several times more to track.
+            if !re.is_match(&s) {
+                return Ok(Val::None);
+            }
             Ok(re.captures(&s).map_or(Val::None, |c| match_val(&c)))
         }
         "findall" => {

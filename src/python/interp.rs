@@ -72,7 +72,7 @@ pub fn call(
     event: &Event<'_>,
     ctx: &mut CallCtx<'_>,
 ) -> Result<Json, PyError> {
-    let globals: Scope = Rc::new(RefCell::new(HashMap::new()));
+    let globals: Scope = Rc::new(RefCell::new(Names::default()));
     let mut it = Interp {
         event,
         ctx,
@@ -480,7 +480,14 @@ impl<'a, 'e, 's> Interp<'a, 'e, 's> {
             return;
         }
         if let Some(scope) = frame.scopes.last() {
-            scope.borrow_mut().insert(name.to_string(), v);
+            // A name bound again (a loop variable) keeps its key: no allocation per iteration.
+            let mut scope = scope.borrow_mut();
+            match scope.get_mut(name) {
+                Some(slot) => *slot = v,
+                None => {
+                    scope.insert(name.to_string(), v);
+                }
+            }
         }
     }
 
@@ -891,7 +898,7 @@ impl<'a, 'e, 's> Interp<'a, 'e, 's> {
         };
         let it = self.eval(&first.iter, frame)?;
         let items = self.iterate(&it)?;
-        frame.scopes.push(Rc::new(RefCell::new(HashMap::new())));
+        frame.scopes.push(Rc::new(RefCell::new(Names::default())));
         let result = self.comp_loop(comps, 0, Some(items), frame, body);
         frame.scopes.pop();
         result
@@ -932,7 +939,25 @@ impl<'a, 'e, 's> Interp<'a, 'e, 's> {
     }
 
     fn eval_call(&mut self, func: &Expr, args: &[Arg], frame: &mut Frame) -> R<Val> {
+        // `x.method(...)` with a built-in method: called on `x` without building the bound
+        // method first (a box and a string per call). The steps and the order of evaluation
+        // are those of `eval(func)`: the node, the receiver, the attribute, then the arguments.
+        if let Expr::Attr(obj, name) = func {
+            self.step()?;
+            let recv = self.eval(obj, frame)?;
+            if native::is_builtin_method(&recv, name) {
+                let (pos, kw) = self.eval_args(args, frame)?;
+                return native::call_method(self, &recv, name, pos, kw);
+            }
+            let f = native::get_attr(self, &recv, name)?;
+            return self.call_evaluated(f, args, frame);
+        }
         let f = self.eval(func, frame)?;
+        self.call_evaluated(f, args, frame)
+    }
+
+    /// Calls `f`, the value of a call's function expression, with `args` (not yet evaluated).
+    fn call_evaluated(&mut self, f: Val, args: &[Arg], frame: &mut Frame) -> R<Val> {
         // `any`/`all` over a generator expression stop at the first deciding item, as Python's
         // lazy generators do (later items may raise, or cost steps).
         if let (Val::Native(n @ ("any" | "all")), [Arg::Pos(Expr::GenExp(elt, comps))]) = (&f, args)
@@ -963,6 +988,13 @@ impl<'a, 'e, 's> Interp<'a, 'e, 's> {
             }
             return Err(self.exc("StopIteration", ""));
         }
+        let (pos, kw) = self.eval_args(args, frame)?;
+        self.call_value(f, pos, kw)
+    }
+
+    /// A call's arguments, in order: the positional ones and the keyword ones.
+    #[allow(clippy::type_complexity)]
+    fn eval_args(&mut self, args: &[Arg], frame: &mut Frame) -> R<(Vec<Val>, Vec<(String, Val)>)> {
         let mut pos = Vec::with_capacity(args.len());
         let mut kw = Vec::new();
         for a in args {
@@ -984,7 +1016,7 @@ impl<'a, 'e, 's> Interp<'a, 'e, 's> {
                 }
             }
         }
-        self.call_value(f, pos, kw)
+        Ok((pos, kw))
     }
 
     pub fn call_value(&mut self, f: Val, args: Vec<Val>, kwargs: Vec<(String, Val)>) -> R<Val> {
@@ -1028,14 +1060,9 @@ impl<'a, 'e, 's> Interp<'a, 'e, 's> {
         }
     }
 
-    fn bind(
-        &self,
-        c: &Closure,
-        mut args: Vec<Val>,
-        mut kwargs: Vec<(String, Val)>,
-    ) -> R<HashMap<String, Val>> {
+    fn bind(&self, c: &Closure, mut args: Vec<Val>, mut kwargs: Vec<(String, Val)>) -> R<Names> {
         let p = &c.params;
-        let mut locals = HashMap::new();
+        let mut locals = Names::default();
         let extra = if args.len() > p.positional.len() {
             args.split_off(p.positional.len())
         } else {
@@ -1150,6 +1177,35 @@ impl<'a, 'e, 's> Interp<'a, 'e, 's> {
                 Err(self.type_error(format!("'{}' object is not a mapping", type_name(other))))
             }
         }
+    }
+
+    /// The items of [`Interp::mapping_items`] whose key is a `str` for which `pred` holds, in
+    /// the same order. From the event, only those values are built: no conversion of the whole
+    /// event to find a few keys (Panther's `pantherflow_investigation` looks for `p_any_*`).
+    pub fn mapping_items_where(
+        &mut self,
+        v: &Val,
+        pred: impl Fn(&str) -> bool,
+    ) -> R<Vec<(Val, Val)>> {
+        if let Val::Event = v {
+            // An event holding a number beyond `f64` converts as a whole to nothing (see
+            // `mapping_items`); `check_whole` finds out without building any other event.
+            self.event.check_whole();
+            if self.event.is_broken() {
+                return Ok(Vec::new());
+            }
+            let keys = self.event.keys_where(&pred);
+            let items: Option<Vec<(Val, Val)>> = keys
+                .into_iter()
+                .map(|k| Some((new_str(k), from_json(self.event.get(k)?))))
+                .collect();
+            if let Some(items) = items {
+                return Ok(items);
+            }
+        }
+        let mut items = self.mapping_items(v)?;
+        items.retain(|(k, _)| matches!(k, Val::Str(k) if pred(k)));
+        Ok(items)
     }
 
     pub fn repr(&self, v: &Val) -> String {

@@ -19,6 +19,7 @@
 use std::collections::HashMap;
 
 use super::ast::*;
+use super::necessary::panther_key;
 use crate::ir::{self, Expr as Ir, Predicate, StrKind, StrMatch};
 
 /// A value the lowered code can reason about.
@@ -725,23 +726,40 @@ pub fn precondition_holds(expr: &ir::Expr, event: &crate::event::Event<'_>) -> b
         .all(|path| path_ok(event, path))
 }
 
+/// A path the precondition checks, with its first key as a path that derives the value of
+/// the first top-level key equal to it ignoring case ([`panther_key`]): the event caches
+/// that answer, so the many rules that check the same absent key (`errorCode`) on an event
+/// search its keys once.
+#[derive(Clone, Debug)]
+pub struct PrePath {
+    path: ir::FieldPath,
+    first_any_case: Option<ir::FieldPath>,
+}
+
 /// The field paths [`precondition_holds`] checks for `expr`, each once (rules read the same
 /// field in several comparisons): collect them at load time and check them with
 /// [`paths_precondition_holds`], rather than walk the expression for every event.
-pub fn precondition_paths(expr: &ir::Expr) -> Vec<ir::FieldPath> {
+pub fn precondition_paths(expr: &ir::Expr) -> Vec<PrePath> {
     let mut paths = Vec::new();
     collect_paths(expr, &mut paths);
-    let mut unique: Vec<ir::FieldPath> = Vec::with_capacity(paths.len());
+    let mut unique: Vec<PrePath> = Vec::with_capacity(paths.len());
     for path in paths {
-        if !unique.iter().any(|kept| kept.raw == path.raw) {
-            unique.push(path.clone());
+        if !unique.iter().any(|kept| kept.path.raw == path.raw) {
+            let first_any_case = path.segments.first().map(|first| ir::FieldPath {
+                derive: Some(panther_key as crate::event::DeriveFn),
+                ..ir::FieldPath::new(first)
+            });
+            unique.push(PrePath {
+                path: path.clone(),
+                first_any_case,
+            });
         }
     }
     unique
 }
 
 /// [`precondition_holds`] over paths from [`precondition_paths`].
-pub fn paths_precondition_holds(paths: &[ir::FieldPath], event: &crate::event::Event<'_>) -> bool {
+pub fn paths_precondition_holds(paths: &[PrePath], event: &crate::event::Event<'_>) -> bool {
     paths.iter().all(|path| path_ok(event, path))
 }
 
@@ -756,9 +774,10 @@ fn collect_paths<'e>(expr: &'e ir::Expr, out: &mut Vec<&'e ir::FieldPath>) {
 
 /// The precondition along one path. Only the top-level value the path starts with is built
 /// (rules read it anyway); the rest of the event is not.
-fn path_ok(event: &crate::event::Event<'_>, path: &ir::FieldPath) -> bool {
+fn path_ok(event: &crate::event::Event<'_>, pre: &PrePath) -> bool {
     use super::value::same_lower;
     use serde_json::Value as J;
+    let path = &pre.path;
     let segments = &path.segments;
     if segments.len() > 1 && event.contains_key(path.raw.as_str()) {
         return false;
@@ -770,7 +789,19 @@ fn path_ok(event: &crate::event::Event<'_>, path: &ir::FieldPath) -> bool {
         Some(value) => value,
         // Present, but not representable (see `Event::is_broken`): the evaluator decides.
         None if event.contains_key(first) => return false,
-        None => return !event.any_key(|k| same_lower(k, first)),
+        None => {
+            // Some key equal to `first` ignoring case: the cached lookup answers, unless it
+            // found nothing because a value was not representable (then search the keys).
+            if let Some(any_case) = &pre.first_any_case {
+                if event.first(any_case).is_some() {
+                    return false;
+                }
+                if !event.is_broken() {
+                    return true;
+                }
+            }
+            return !event.any_key(|k| same_lower(k, first));
+        }
     };
     for segment in segments.iter().skip(1) {
         match next {

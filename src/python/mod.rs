@@ -400,7 +400,7 @@ pub fn lowering_precondition_holds(expr: &crate::ir::Expr, event: &Event<'_>) ->
 #[derive(Clone, Debug)]
 pub struct Lowered {
     expr: crate::ir::Expr,
-    paths: Vec<crate::ir::FieldPath>,
+    paths: Vec<lower::PrePath>,
 }
 
 impl Lowered {

@@ -1330,16 +1330,24 @@ fn method(recv: &Val, name: &str) -> Val {
     Val::Method(Box::new(recv.clone()), Rc::from(name))
 }
 
-pub fn get_attr(it: &mut Interp, obj: &Val, name: &str) -> R<Val> {
+/// Whether `obj.name` is a method of a built-in container or of the event: then
+/// `get_attr` gives the bound method, and calling it is `call_method(obj, name, ...)`.
+pub fn is_builtin_method(obj: &Val, name: &str) -> bool {
     let has = |list: &[&str]| list.contains(&name);
+    match obj {
+        Val::Str(_) => has(STR_METHODS),
+        Val::List(_) => has(LIST_METHODS),
+        Val::Tuple(_) => name == "index" || name == "count",
+        Val::Dict(_) => has(DICT_METHODS),
+        Val::Set(_) => has(SET_METHODS),
+        Val::Event => has(EVENT_METHODS) || name == "udm_path",
+        _ => false,
+    }
+}
+
+pub fn get_attr(it: &mut Interp, obj: &Val, name: &str) -> R<Val> {
     let found = match obj {
-        Val::Str(_) if has(STR_METHODS) => Some(method(obj, name)),
-        Val::List(_) if has(LIST_METHODS) => Some(method(obj, name)),
-        Val::Tuple(_) if name == "index" || name == "count" => Some(method(obj, name)),
-        Val::Dict(_) if has(DICT_METHODS) => Some(method(obj, name)),
-        Val::Set(_) if has(SET_METHODS) => Some(method(obj, name)),
-        Val::Event if has(EVENT_METHODS) => Some(method(obj, name)),
-        Val::Event if name == "udm_path" => Some(method(obj, name)),
+        _ if is_builtin_method(obj, name) => Some(method(obj, name)),
         Val::Module(m) => module_attr(m, name),
         Val::Native("datetime.datetime")
             if matches!(

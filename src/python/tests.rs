@@ -772,3 +772,47 @@ fn lowering_precondition_cases() {
         assert_eq!(lowering_precondition_holds(&expr, &event), want, "{text}");
     }
 }
+
+#[test]
+fn pantherflow_query_reads_the_p_any_fields_in_key_order() {
+    // `aws_rule_context` builds the query from the event's `p_any_*` fields: in the order of
+    // a walk over the whole object (sorted keys), a duplicated key at its last value. The
+    // event decoded lazily (only those fields built) must give what the whole object gives.
+    let src = r#"
+from panther_aws_helpers import aws_rule_context
+
+def rule(event):
+    return aws_rule_context(event)["PantherFlow Investigation"]
+"#;
+    let module = Module::parse(src, "t.py").unwrap();
+    let call = |event: &Event<'_>| {
+        let mut kv = MemoryKv::new(16);
+        let mocks = Mocks::none();
+        let mut ctx = CallCtx {
+            step_budget: 100_000,
+            state: &mut kv,
+            now_ms: 1_700_000_000_000,
+            mocks: &mocks,
+        };
+        module.call("rule", event, &mut ctx).unwrap()
+    };
+    let text = r#"{"p_log_type":"AWS.CloudTrail","p_event_time":"2024-01-01 00:00:00","p_any_usernames":["bob"],"p_any_ip_addresses":["1.2.3.4"],"p_any_aws_account_ids":["1"],"p_any_usernames":["alice"],"eventName":"X"}"#;
+    let lazy = call(&Event::parse(text).unwrap());
+    let whole = call(&Event::new(&serde_json::from_str(text).unwrap()));
+    assert_eq!(lazy, whole);
+    let window = "time.parse_timestamp('2024-01-01 00:00:00') - time.parse_timespan('30m') .. time.parse_timestamp('2024-01-01 00:00:00') + time.parse_timespan('30m')";
+    assert_eq!(
+        lazy,
+        json!(format!(
+            "union panther_signals.public.correlation_signals\n    , panther_logs.public.aws_cloudtrail\n| where p_event_time between {window}\n| where arrays.overlap(p_any_ip_addresses, ['1.2.3.4'])\n     or arrays.overlap(p_any_usernames, ['alice'])\n| sort p_event_time"
+        ))
+    );
+    // A number beyond f64 makes the whole object unrepresentable: no field is listed, as when
+    // the object is converted whole.
+    let broken = r#"{"p_log_type":"x","p_any_usernames":["bob"],"n":1e400}"#;
+    let got = call(&Event::parse(broken).unwrap());
+    assert!(
+        got.as_str().is_some_and(|q| !q.contains("arrays.overlap")),
+        "{got}"
+    );
+}

@@ -26,7 +26,11 @@ pub enum ClosureBody {
     Lambda(Arc<Expr>),
 }
 
-pub type Scope = Rc<RefCell<HashMap<String, Val>>>;
+/// The names bound in one scope. Hashed with foldhash rather than SipHash: the keys are the
+/// identifiers of the rule's own source (an event's keys never become names), and every name
+/// read hashes its name once per scope it searches.
+pub type Names = HashMap<String, Val, foldhash::fast::RandomState>;
+pub type Scope = Rc<RefCell<Names>>;
 
 #[derive(Clone)]
 pub enum Val {
@@ -640,9 +644,13 @@ pub fn json_key(k: &Val) -> String {
 
 /// Python's `a.lower() == b.lower()`, without allocating when both are ASCII.
 pub fn same_lower(a: &str, b: &str) -> bool {
-    if a.is_ascii() && b.is_ascii() {
-        a.eq_ignore_ascii_case(b)
-    } else {
-        a.to_lowercase() == b.to_lowercase()
+    // Lower-casing an ASCII string keeps its length, so ASCII strings of different lengths
+    // differ: most calls (a key against every key of an event) end on the length.
+    if a.len() == b.len() && a.eq_ignore_ascii_case(b) {
+        return true;
     }
+    if a.is_ascii() && b.is_ascii() {
+        return false;
+    }
+    a.to_lowercase() == b.to_lowercase()
 }

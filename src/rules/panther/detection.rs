@@ -91,6 +91,7 @@ fn lower_key_test(node: &Node) -> Result<Expr, LowerError> {
         (Some(key), None, None) => match key.scalar_text() {
             // `Key` names one top-level key, dots included.
             Some(key) => FieldPath {
+                hash: FieldPath::text_hash(&key),
                 raw: key.clone(),
                 segments: vec![key],
                 derive: None,
