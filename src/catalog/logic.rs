@@ -81,18 +81,16 @@ fn quote(text: &str) -> String {
 }
 
 fn canonical(path: &FieldPath) -> String {
-    match path.derive {
-        Some(_) => crate::ecs::raw_name(&path.raw)
-            .unwrap_or(&path.raw)
-            .to_string(),
-        None => path.raw.clone(),
+    match path.derive.and_then(|_| crate::ecs::raw_name(&path.raw)) {
+        Some(raw) => raw.to_string(),
+        None => path.to_string(),
     }
 }
 
 fn leaf(path: &FieldPath, op: &str, values: Vec<String>) -> Node {
     let folded = values.iter().map(|v| crate::ir::fold_case(v)).collect();
     Node::Leaf(Leaf {
-        field: path.raw.clone(),
+        field: path.to_string(),
         canonical: canonical(path),
         op: op.to_string(),
         values,

@@ -358,8 +358,14 @@ impl FieldPath {
 }
 
 impl fmt::Display for FieldPath {
+    /// The path's text; a single key holding a dot (read only as that one flat key, never as
+    /// a nested path) is written in brackets and quotes, `["a.b"]`, to tell the two apart.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.raw)
+        if self.segments.len() == 1 && self.raw.contains('.') {
+            write!(f, "[{}]", serde_json::Value::from(self.raw.as_str()))
+        } else {
+            f.write_str(&self.raw)
+        }
     }
 }
 

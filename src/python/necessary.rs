@@ -31,6 +31,13 @@
 //! - `event.get("k").startswith(p)`: a value that is not a `str` raises, so a truthy result
 //!   means a `str` with the prefix.
 //! - `not event.get("k")`: no value whose text proves it truthy ([`TRUTHY_TEXT`]).
+//! - `event.deep_get("a", "b", ..., default=d)` in each of the positions above that read
+//!   `event.get` (equality, membership, `startswith`, truthiness; not falsiness, see
+//!   [`deep_path`]).
+//! - `P.search(x)` (also `P.match`, `P.fullmatch`) where `P` is a module-level name bound once,
+//!   by `re.compile("literal pattern")` with no flags, `re` imported once as itself, neither
+//!   mocked, and `x` an `event.get` or `event.deep_get`: a match contains the pattern's leading
+//!   literal characters ([`required_literal`]), stated as a case-sensitive substring test.
 //! - `all([...])` / `any([...])` over a literal list, as `and` / `or` (the builtins, when the
 //!   module neither rebinds nor mocks them).
 //! - `aws_cloudtrail_success(event)` (imported from `panther_aws_helpers`, not rebound, not
@@ -78,11 +85,14 @@ pub fn necessary_condition(body: &[Stmt], name: &str, mocked: &[&str]) -> ir::Ex
     let mut consts: HashMap<String, Vec<String>> = HashMap::new();
     let mut success_imported = false;
     let mut event_type_aliases = HashSet::new();
+    let mut re_imported = false;
+    let mut compiled: Vec<(String, String)> = Vec::new();
     let mut def = None;
     for stmt in body {
         match &stmt.kind {
             StmtKind::Import(names) => {
                 for (module, bound) in names {
+                    re_imported |= module == "re" && bound == "re";
                     if module == "panther_event_type_helpers"
                         && scan.binds.get(bound) == Some(&1)
                         && !is_mocked(bound)
@@ -102,6 +112,19 @@ pub fn necessary_condition(body: &[Stmt], name: &str, mocked: &[&str]) -> ir::Ex
                 {
                     consts.insert(n.clone(), strs);
                 }
+                // `NAME = re.compile("pattern")`: checked once the imports are known.
+                if let [Expr::Name(n)] = targets.as_slice()
+                    && let Expr::Call(f, args) = value
+                    && let Expr::Attr(module, method) = &**f
+                    && matches!(&**module, Expr::Name(m) if m == "re")
+                    && method == "compile"
+                    && let [Arg::Pos(Expr::Const(Const::Str(pattern)))] = args.as_slice()
+                    && scan.binds.get(n) == Some(&1)
+                    && !is_mocked(n)
+                    && let Some(literal) = required_literal(pattern)
+                {
+                    compiled.push((n.clone(), literal));
+                }
             }
             StmtKind::ImportFrom(module, names) if module == "panther_aws_helpers" => {
                 success_imported |= names.iter().any(|(n, bound)| {
@@ -112,6 +135,12 @@ pub fn necessary_condition(body: &[Stmt], name: &str, mocked: &[&str]) -> ir::Ex
             _ => {}
         }
     }
+    let re_ok = re_imported && scan.binds.get("re") == Some(&1) && !is_mocked("re");
+    let patterns: HashMap<String, String> = if re_ok {
+        compiled.into_iter().collect()
+    } else {
+        HashMap::new()
+    };
     let success_ok = success_imported
         && scan.binds.get("aws_cloudtrail_success") == Some(&1)
         && !is_mocked("aws_cloudtrail_success");
@@ -143,6 +172,7 @@ pub fn necessary_condition(body: &[Stmt], name: &str, mocked: &[&str]) -> ir::Ex
         builtins_ok,
         success_ok,
         event_type_aliases,
+        patterns,
         param,
         fuel: Cell::new(FUEL),
     };
@@ -174,6 +204,154 @@ fn key_path(key: &str) -> Option<FieldPath> {
         derive: Some(panther_key as DeriveFn),
         ..FieldPath::new(key)
     })
+}
+
+/// The symbol of `event.deep_get(...)` called with `args`: two string keys or more, and at most
+/// a constant `default=` keyword.
+fn deep_get_sym(args: &[Arg]) -> Option<Sym> {
+    let mut keys = Vec::new();
+    let mut default = Const::None;
+    for arg in args {
+        match arg {
+            Arg::Pos(Expr::Const(Const::Str(k))) => keys.push(k.clone()),
+            Arg::Kw(k, Expr::Const(c)) if k == "default" => default = c.clone(),
+            _ => return None,
+        }
+    }
+    (keys.len() >= 2).then_some(Sym::DeepGet { keys, default })
+}
+
+/// The lookup hook of the paths [`deep_path`] makes: Panther's `deep_get` walk, run when the
+/// IR found nothing at the nested path as written. Each key as written, else the first key
+/// equal to it ignoring case (as `helpers::deep_get` reads the event); anything but an object
+/// on the way leads nowhere.
+pub fn panther_deep_key(path: &str, event: &Event<'_>) -> Option<Json> {
+    let mut keys = path.split('.');
+    let mut cur = super::native::event_lookup(event, keys.next()?)?;
+    for key in keys {
+        let Json::Object(map) = cur else {
+            return None;
+        };
+        cur = map
+            .get(key)
+            .or_else(|| map.iter().find(|(k, _)| same_lower(k, key)).map(|(_, v)| v))?;
+    }
+    Some(cur.clone())
+}
+
+/// The hook of a [`deep_path`] guard: nothing to derive (the guard reads one literal key).
+fn no_value(_: &str, _: &Event<'_>) -> Option<Json> {
+    None
+}
+
+/// The IR paths of `event.deep_get(*keys)`: the nested path, whose hook ([`panther_deep_key`])
+/// finds what Python finds where the keys are spelt in another case, and a guard, the flat key
+/// `a.b` written as one top-level key, which the IR reads in place of the nested path (so a
+/// condition must also hold where the guard exists). `None` for keys the IR would split
+/// differently or an ECS field name.
+///
+/// Where the IR finds a value at the nested path as written, `deep_get` finds the same one (each
+/// key as written is tried first, the last of duplicated keys in both); where an array is on
+/// the way the IR fans out over its elements while `deep_get` gives the default. A positive
+/// test on the IR's values is therefore necessary for the same test on Python's; a negated
+/// one is not.
+fn deep_path(keys: &[String]) -> Option<(FieldPath, FieldPath)> {
+    if keys.iter().any(|k| k.is_empty() || k.contains('.')) {
+        return None;
+    }
+    let joined = keys.join(".");
+    if crate::ecs::is_derivable(&joined) {
+        return None;
+    }
+    let nested = FieldPath {
+        derive: Some(panther_deep_key as DeriveFn),
+        ..FieldPath::new(&joined)
+    };
+    let guard = FieldPath {
+        hash: FieldPath::text_hash(&joined),
+        raw: joined.clone(),
+        segments: vec![joined],
+        // Set so that the guard never equals (nor is deduplicated with) a nested path of the
+        // same text read by another rule.
+        derive: Some(no_value as DeriveFn),
+    };
+    Some((nested, guard))
+}
+
+/// Where an `event.get` or `event.deep_get` value is read in the IR.
+struct Read {
+    path: FieldPath,
+    /// A flat key that the IR would read instead of `path` ([`deep_path`]).
+    guard: Option<FieldPath>,
+    default: Const,
+}
+
+impl Read {
+    fn of(sym: &Sym) -> Option<Read> {
+        match sym {
+            Sym::Get { key, default } => Some(Read {
+                path: key_path(key)?,
+                guard: None,
+                default: default.clone(),
+            }),
+            Sym::DeepGet { keys, default } => {
+                let (path, guard) = deep_path(keys)?;
+                Some(Read {
+                    path,
+                    guard: Some(guard),
+                    default: default.clone(),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Some predicate holds on a value read, or `default_hit` (the default may pass the test).
+    fn any(self, preds: Vec<Predicate>, default_hit: bool) -> Ir {
+        let mut alts: Vec<Ir> = preds
+            .into_iter()
+            .map(|pred| field_at(self.path.clone(), pred))
+            .collect();
+        if let Some(guard) = self.guard {
+            alts.push(field_at(guard, Predicate::Exists(true)));
+        }
+        alts.push(Ir::Const(default_hit));
+        Ir::or(alts)
+    }
+}
+
+/// A substring of every text that Python's `re` pattern `pattern` (compiled without flags)
+/// finds: its leading literal characters (after a `^`), up to the first character that is
+/// special or optional. `None` when there is none, or the pattern has an alternation or a
+/// `(?` group (inline flags such as `(?i)` change how the literal matches).
+fn required_literal(pattern: &str) -> Option<String> {
+    if pattern.contains('|') || pattern.contains("(?") {
+        return None;
+    }
+    let mut chars = pattern
+        .strip_prefix('^')
+        .unwrap_or(pattern)
+        .chars()
+        .peekable();
+    let mut out = String::new();
+    while let Some(c) = chars.next() {
+        let literal = match c {
+            // An escaped punctuation character is itself; `\d`, `\b` and the like are classes
+            // or assertions.
+            '\\' => match chars.next() {
+                Some(e) if e.is_ascii_punctuation() => e,
+                _ => break,
+            },
+            '.' | '^' | '$' | '*' | '+' | '?' | '{' | '}' | '[' | ']' | '(' | ')' => break,
+            c => c,
+        };
+        // A character that may repeat zero times is not required.
+        if matches!(chars.peek(), Some('*' | '?' | '{')) {
+            break;
+        }
+        out.push(literal);
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 /// A literal string, or a literal list, tuple or set of strings.
@@ -401,6 +579,11 @@ enum Sym {
         key: String,
         default: Const,
     },
+    /// `event.deep_get(*keys, default=default)`, two keys or more.
+    DeepGet {
+        keys: Vec<String>,
+        default: Const,
+    },
     Const(Const),
     Strs(Vec<String>),
     /// `event.udm("event_type")`: a `str` from the CloudTrail data model (`udm.rs`), or None.
@@ -416,6 +599,9 @@ struct Ctx {
     success_ok: bool,
     /// Names bound once, by `import panther_event_type_helpers as NAME`, and never mocked.
     event_type_aliases: HashSet<String>,
+    /// Module-level compiled patterns (see the module doc), by name: the literal text every
+    /// match contains.
+    patterns: HashMap<String, String>,
     param: String,
     fuel: Cell<u32>,
 }
@@ -459,7 +645,9 @@ impl Ctx {
                 // A local collection could be mutated in place (`names.append(...)` inside a
                 // later expression) before `in` reads it: only immutable values are tracked.
                 match self.sym(value, &env) {
-                    Some(sym @ (Sym::Get { .. } | Sym::Const(_))) => env.insert(n.clone(), sym),
+                    Some(sym @ (Sym::Get { .. } | Sym::DeepGet { .. } | Sym::Const(_))) => {
+                        env.insert(n.clone(), sym)
+                    }
                     _ => env.remove(n),
                 };
                 self.block(&rest, &env)
@@ -545,6 +733,9 @@ impl Ctx {
                         }
                         _ => None,
                     };
+                }
+                if method == "deep_get" && self.is_event(recv) {
+                    return deep_get_sym(args);
                 }
                 if method != "get" || !self.is_event(recv) {
                     return None;
@@ -680,35 +871,22 @@ impl Ctx {
             _ => {}
         }
         let (get, needles) = match (op, a, b) {
-            (CmpOp::Eq, get @ Sym::Get { .. }, Sym::Const(Const::Str(s)))
-            | (CmpOp::Eq, Sym::Const(Const::Str(s)), get @ Sym::Get { .. }) => (get, vec![s]),
-            (CmpOp::In, get @ Sym::Get { .. }, Sym::Strs(items))
-                if !matches!(right, Expr::Const(_)) =>
-            {
-                (get, items)
-            }
+            (CmpOp::Eq, get, Sym::Const(Const::Str(s)))
+            | (CmpOp::Eq, Sym::Const(Const::Str(s)), get) => (get, vec![s]),
+            (CmpOp::In, get, Sym::Strs(items)) if !matches!(right, Expr::Const(_)) => (get, items),
             _ => return Ir::Const(true),
         };
-        let Sym::Get { key, default } = get else {
-            return Ir::Const(true);
-        };
-        let Some(path) = key_path(&key) else {
+        let Some(read) = Read::of(&get) else {
             return Ir::Const(true);
         };
         // The default is what an absent key gives: when it equals a needle, absence suffices.
-        if matches!(&default, Const::Str(d) if needles.contains(d)) {
-            return Ir::Const(true);
-        }
-        Ir::or(
+        let default_hit = matches!(&read.default, Const::Str(d) if needles.contains(d));
+        read.any(
             needles
                 .iter()
-                .map(|n| {
-                    field_at(
-                        path.clone(),
-                        Predicate::Str(StrMatch::new(StrKind::Exact, n, true)),
-                    )
-                })
+                .map(|n| Predicate::Str(StrMatch::new(StrKind::Exact, n, true)))
                 .collect(),
+            default_hit,
         )
     }
 
@@ -732,7 +910,7 @@ impl Ctx {
                 Ir::and(vec![falsy("errorCode"), falsy("errorMessage")])
             }
             Expr::Attr(recv, method) if method == "startswith" => {
-                let Some(Sym::Get { key, default }) = self.sym(recv, env) else {
+                let Some(read) = self.sym(recv, env).as_ref().and_then(Read::of) else {
                     return Ir::Const(true);
                 };
                 let needles = match args {
@@ -744,26 +922,47 @@ impl Ctx {
                     },
                     _ => return Ir::Const(true),
                 };
-                let Some(path) = key_path(&key) else {
-                    return Ir::Const(true);
-                };
                 // An absent key gives the default: a `str` default may have the prefix; any
                 // other default raises (`None.startswith`), which is no match.
-                let default_hit = match &default {
+                let default_hit = match &read.default {
                     Const::Str(d) => needles.iter().any(|n| d.starts_with(n.as_str())),
                     _ => false,
                 };
-                let mut alts: Vec<Ir> = needles
-                    .iter()
-                    .map(|n| {
-                        field_at(
-                            path.clone(),
-                            Predicate::Str(StrMatch::new(StrKind::Prefix, n, true)),
-                        )
-                    })
-                    .collect();
-                alts.push(Ir::Const(default_hit));
-                Ir::or(alts)
+                read.any(
+                    needles
+                        .iter()
+                        .map(|n| Predicate::Str(StrMatch::new(StrKind::Prefix, n, true)))
+                        .collect(),
+                    default_hit,
+                )
+            }
+            // A compiled module pattern: a match is found in a `str` (anything else raises),
+            // and contains the pattern's leading literal.
+            Expr::Attr(recv, method)
+                if matches!(method.as_str(), "search" | "match" | "fullmatch") =>
+            {
+                let Expr::Name(name) = &**recv else {
+                    return Ir::Const(true);
+                };
+                let Some(literal) = self.patterns.get(name) else {
+                    return Ir::Const(true);
+                };
+                let [Arg::Pos(x)] = args else {
+                    return Ir::Const(true);
+                };
+                let Some(read) = self.sym(x, env).as_ref().and_then(Read::of) else {
+                    return Ir::Const(true);
+                };
+                let default_hit =
+                    matches!(&read.default, Const::Str(d) if d.contains(literal.as_str()));
+                read.any(
+                    vec![Predicate::Str(StrMatch::new(
+                        StrKind::Contains,
+                        literal,
+                        true,
+                    ))],
+                    default_hit,
+                )
             }
             _ => Ir::Const(true),
         }
@@ -793,7 +992,9 @@ fn get_falsy(sym: Sym) -> Ir {
             _ => Ir::Const(true),
         },
         Sym::Const(c) => Ir::Const(!truthy_const(&c)),
-        Sym::Strs(_) | Sym::EventType => Ir::Const(true),
+        // A nested path fans out over arrays in the IR where `deep_get` gives the default: a
+        // negated test there would not be sound.
+        Sym::DeepGet { .. } | Sym::Strs(_) | Sym::EventType => Ir::Const(true),
     }
 }
 
@@ -812,6 +1013,13 @@ fn get_truthy(sym: Sym) -> Ir {
                 field_at(path, Predicate::Exists(true)),
                 Ir::Const(truthy_const(&default)),
             ]),
+            None => Ir::Const(true),
+        },
+        Sym::DeepGet { .. } => match Read::of(&sym) {
+            Some(read) => {
+                let default_hit = truthy_const(&read.default);
+                read.any(vec![Predicate::Exists(true)], default_hit)
+            }
             None => Ir::Const(true),
         },
         Sym::Const(c) => Ir::Const(truthy_const(&c)),
@@ -1248,5 +1456,141 @@ mod tests {
             "{helpers}event_type = None\ndef rule(event):\n    return event.udm(\"event_type\") == event_type.FAILED_LOGIN\n"
         );
         assert!(matches!(module(&src).necessary("rule"), Ir::Const(true)));
+    }
+
+    /// `deep_get` in equality, membership, `startswith` and truthiness, with the traps: a key
+    /// in another case (found by the hook), an array on the way (the IR fans out where Python
+    /// gives the default), a flat dotted key (the IR reads it instead: the guard), a null
+    /// value and a default that passes the test.
+    #[test]
+    fn deep_get_conditions() {
+        let events = [
+            json!({"userIdentity": {"type": "Root", "accessKeyId": "AKIA1"}}),
+            json!({"userIdentity": {"type": "IAMUser", "accessKeyId": "ASIA1"}}),
+            json!({"UserIdentity": {"TYPE": "Root", "AccessKeyId": "AKIA2"}}),
+            json!({"userIdentity": [{"type": "Root", "accessKeyId": "AKIA3"}]}),
+            json!({"userIdentity.type": "IAMUser", "userIdentity": {"type": "Root"}}),
+            json!({"userIdentity": {"type": null, "accessKeyId": null}}),
+            json!({"userIdentity": "Root"}),
+            json!({}),
+        ];
+        let cases: [(&str, [bool; 8]); 6] = [
+            (
+                "    return event.deep_get(\"userIdentity\", \"type\") == \"Root\"\n",
+                [true, false, true, true, true, false, false, false],
+            ),
+            (
+                "    return event.deep_get(\"userIdentity\", \"type\") in ROOTS\n",
+                [true, false, true, true, true, false, false, false],
+            ),
+            (
+                "    return event.deep_get(\"userIdentity\", \"type\", default=\"Root\") == \"Root\"\n",
+                [true; 8],
+            ),
+            (
+                "    return event.deep_get(\"userIdentity\", \"accessKeyId\", default=\"\").startswith(\"AKIA\")\n",
+                [true, false, true, true, false, false, false, false],
+            ),
+            (
+                "    key = event.deep_get(\"userIdentity\", \"accessKeyId\")\n    if not key:\n        return False\n    return True\n",
+                // A null value exists for the IR.
+                [true, true, true, true, false, true, false, false],
+            ),
+            // Falsiness of a nested value gives no condition (arrays fan out in the IR).
+            (
+                "    if event.deep_get(\"userIdentity\", \"type\"):\n        return False\n    return True\n",
+                [true; 8],
+            ),
+        ];
+        for (body, want) in cases {
+            let src = format!("ROOTS = {{\"Root\"}}\ndef rule(event):\n{body}");
+            let (n, got) = check(&src, &events);
+            assert_eq!(got, want, "{src}\nN = {n}");
+        }
+        // Keys the IR would split, an ECS field name, one key or a computed key: no condition.
+        for call in [
+            "event.deep_get(\"a.b\", \"c\")",
+            "event.deep_get(\"event\", \"action\")",
+            "event.deep_get(\"eventName\")",
+            "event.deep_get(\"a\", KEY)",
+        ] {
+            let src = format!("KEY = \"b\"\ndef rule(event):\n    return {call} == \"x\"\n");
+            let n = module(&src).necessary("rule");
+            assert!(matches!(n, Ir::Const(true)), "{src}\n{n}");
+        }
+    }
+
+    /// Compiled patterns: the leading literal of the pattern, on an `event.get` or `deep_get`
+    /// value; nothing where the pattern, `re` or the name could mean something else.
+    #[test]
+    fn compiled_pattern_searches() {
+        let events = [
+            json!({"userIdentity": {"arn": "arn:aws:sts::1:assumed-role/R/i-0abc"}, "k": "x-i-1"}),
+            json!({"userIdentity": {"arn": "arn:aws:sts::1:assumed-role/R/alice"}, "k": "i-1"}),
+            json!({"userIdentity": {"arn": "arn:aws:iam::1:user/alice"}}),
+            json!({"useridentity": {"ARN": "arn:aws:sts::1:assumed-role/R/i-0abc"}}),
+            json!({"userIdentity": [{"arn": "arn:aws:sts::1:assumed-role/R/i-0abc"}]}),
+            json!({"userIdentity": {"arn": ["arn:aws:sts::1:assumed-role/R/i-0abc"]}}),
+            json!({}),
+        ];
+        let pattern = "import re\nP = re.compile(r\":assumed-role/.+/i-[0-9a-f]+$\")\n";
+        let (n, got) = check(
+            &format!(
+                "{pattern}def rule(event):\n    arn = event.deep_get(\"userIdentity\", \"arn\", default=\"\")\n    if not P.search(arn):\n        return False\n    return True\n"
+            ),
+            &events,
+        );
+        assert!(n.to_string().contains(":assumed-role/"), "{n}");
+        assert_eq!(got, [true, true, false, true, true, true, false]);
+        let (_, got) = check(
+            "import re\nP = re.compile(\"^i\\\\-\\\\d\")\ndef rule(event):\n    return P.match(event.get(\"k\", \"\"))\n",
+            &events,
+        );
+        assert_eq!(got, [true, true, false, false, false, false, false]);
+        // A default holding the literal passes.
+        let (_, got) = check(
+            &format!(
+                "{pattern}def rule(event):\n    return P.search(event.get(\"k\", \":assumed-role/R/i-1\"))\n"
+            ),
+            &events,
+        );
+        assert_eq!(got, [true; 7]);
+        for src in [
+            // Flags, an alternation, an inline flag, no leading literal.
+            "import re\nP = re.compile(\"abc\", re.I)\ndef rule(event):\n    return P.search(event.get(\"k\"))\n",
+            "import re\nP = re.compile(\"abc|xyz\")\ndef rule(event):\n    return P.search(event.get(\"k\"))\n",
+            "import re\nP = re.compile(\"(?i)abc\")\ndef rule(event):\n    return P.search(event.get(\"k\"))\n",
+            "import re\nP = re.compile(\"a*bc\")\ndef rule(event):\n    return P.search(event.get(\"k\"))\n",
+            // `re` or the pattern rebound, `re` imported under another name.
+            "import re\nP = re.compile(\"abc\")\nP = re.compile(\"x\")\ndef rule(event):\n    return P.search(event.get(\"k\"))\n",
+            "import re\nre = None\nP = re.compile(\"abc\")\ndef rule(event):\n    return P.search(event.get(\"k\"))\n",
+            "import re as r\nP = r.compile(\"abc\")\ndef rule(event):\n    return P.search(event.get(\"k\"))\n",
+            "import re\nP = re.compile(\"abc\")\ndef rule(event):\n    return P.search(event.get(\"k\"), 2)\n",
+        ] {
+            let n = module(src).necessary("rule");
+            assert!(matches!(n, Ir::Const(true)), "{src}\n{n}");
+        }
+        let src = "import re\nP = re.compile(\"abc\")\ndef rule(event):\n    return P.search(event.get(\"k\"))\n";
+        let n = module(src).necessary_with_mocks("rule", &["P"]);
+        assert!(matches!(n, Ir::Const(true)), "{n}");
+    }
+
+    #[test]
+    fn required_literals() {
+        use super::required_literal as lit;
+        assert_eq!(
+            lit(":assumed-role/.+/i-").as_deref(),
+            Some(":assumed-role/")
+        );
+        assert_eq!(lit("^abc\\.d").as_deref(), Some("abc.d"));
+        assert_eq!(lit("abc?").as_deref(), Some("ab"));
+        assert_eq!(lit("ab+c").as_deref(), Some("ab"));
+        assert_eq!(lit("ab{2}").as_deref(), Some("a"));
+        assert_eq!(lit("a\\d"), Some("a".to_string()));
+        for none in [
+            "", ".abc", "a*", "[a]bc", "(ab)", "ab|cd", "(?i)ab", "\\dab",
+        ] {
+            assert_eq!(lit(none), None, "{none}");
+        }
     }
 }
