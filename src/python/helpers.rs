@@ -147,13 +147,7 @@ pub fn deep_get(it: &Interp, obj: &Val, keys: &[Val], default: &Val) -> R<Val> {
         };
         for (i, k) in rest.iter().enumerate() {
             let next = match (cur, k) {
-                // As the case-insensitive dict the object converts to (`Dict::get`): the key
-                // as written, else the first key equal to it ignoring case.
-                (Json::Object(map), Val::Str(k)) => map.get(&**k).or_else(|| {
-                    map.iter()
-                        .find(|(key, _)| same_lower(key, k))
-                        .map(|(_, v)| v)
-                }),
+                (Json::Object(map), Val::Str(k)) => super::native::object_lookup(map, k),
                 _ => None,
             };
             match next {

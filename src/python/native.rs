@@ -596,6 +596,13 @@ pub fn event_lookup<'e>(event: &'e Event<'_>, key: &str) -> Option<&'e Json> {
         .or_else(|| event.find_key(|k| same_lower(k, key)))
 }
 
+/// What the case-insensitive dict a JSON object converts to (`Dict::get`) reads at `key`: the
+/// key as written, else the first key equal to it ignoring case.
+pub fn object_lookup<'v>(map: &'v serde_json::Map<String, Json>, key: &str) -> Option<&'v Json> {
+    map.get(key)
+        .or_else(|| map.iter().find(|(k, _)| same_lower(k, key)).map(|(_, v)| v))
+}
+
 pub(super) fn json_nodes(v: &Json, depth: usize) -> usize {
     match v {
         Json::Array(items) if depth < 64 => {

@@ -232,9 +232,7 @@ pub fn panther_deep_key(path: &str, event: &Event<'_>) -> Option<Json> {
         let Json::Object(map) = cur else {
             return None;
         };
-        cur = map
-            .get(key)
-            .or_else(|| map.iter().find(|(k, _)| same_lower(k, key)).map(|(_, v)| v))?;
+        cur = super::native::object_lookup(map, key)?;
     }
     Some(cur.clone())
 }
